@@ -1,1 +1,328 @@
-exit 77
+#!/bin/bash
+# The real-systemd test: installs the build into an overlay of /, boots systemd 252 as
+# PID 1 in a container and drives alknetd.socket/alknetd.service there with systemctl,
+# alknetctl and journalctl, as an admin would after tools/install.sh.
+set -uo pipefail
+
+skip() { echo "SKIP: $*"; exit 77; }
+
+[[ $EUID -eq 0 ]] || skip "needs root (mounts an overlay and boots a container)"
+for tool in systemd-nspawn unshare nsenter meson python3 systemd-id128; do
+        command -v "$tool" >/dev/null || skip "$tool not installed (package systemd-container/util-linux)"
+done
+: "${ALKNET_BUILD_ROOT:?set by tests/meson.build}"
+
+work=$(mktemp -d /tmp/alknet-systemd.XXXXXX)
+chmod 0755 "$work"
+stage=$work/stage
+machine=alknet-test-$$
+cgname=alknet-test-$$
+nspawn_pid=
+ct=
+
+# Cgroup hierarchies to give the container a directory of its own in: both halves of
+# the hybrid layout, or the single unified one.
+cgroup_roots=()
+if [[ -f /sys/fs/cgroup/cgroup.controllers ]]; then
+        cgroup_roots=(/sys/fs/cgroup)
+else
+        for d in /sys/fs/cgroup/systemd /sys/fs/cgroup/unified; do
+                [[ -d $d ]] && cgroup_roots+=("$d")
+        done
+fi
+
+remove_cgroup() {
+        local root dir
+        for root in "${cgroup_roots[@]}"; do
+                dir=$root/$cgname
+                [[ -d $dir ]] || continue
+                # Children first: the container's systemd made its own slices in there.
+                find "$dir" -depth -type d -exec rmdir {} + 2>/dev/null || true
+        done
+}
+
+stop_container() {
+        local i
+        [[ -n $nspawn_pid ]] || return 0
+        if kill -0 "$nspawn_pid" 2>/dev/null; then
+                kill -TERM "$nspawn_pid" 2>/dev/null
+                for ((i = 0; i < 200; i++)); do
+                        kill -0 "$nspawn_pid" 2>/dev/null || break
+                        sleep 0.1
+                done
+                kill -0 "$nspawn_pid" 2>/dev/null && kill -KILL "$nspawn_pid" 2>/dev/null
+        fi
+        wait "$nspawn_pid" 2>/dev/null
+        nspawn_pid=
+}
+
+cleanup() {
+        # The tmpfs and the overlay live in the container's private mount namespace, so
+        # they go away with its last process; nothing is mounted in the host namespace.
+        stop_container
+        remove_cgroup
+        rm -rf "$work"
+}
+trap cleanup EXIT
+
+# Everything as installed, staged first so that the host's / is never written.
+if ! DESTDIR=$stage meson install -C "$ALKNET_BUILD_ROOT" --no-rebuild --quiet >"$work/install.log" 2>&1; then
+        cat "$work/install.log"
+        echo "FAIL: meson install into the staging directory"
+        echo "0 passed, 1 failed"
+        exit 1
+fi
+
+boot_container() {
+        # Runs in a new private mount namespace (unshare -m): tmpfs, overlay of /, then
+        # systemd-nspawn boots it. Ends as systemd-nspawn (exec), so $! is its PID.
+        set -e
+        mount -t tmpfs -o mode=0755 tmpfs "$work/ovl"
+        mkdir "$work/ovl/upper" "$work/ovl/work" "$work/ovl/root"
+        mount -t overlay overlay \
+                -o "lowerdir=/,upperdir=$work/ovl/upper,workdir=$work/ovl/work" "$work/ovl/root"
+        local root=$work/ovl/root
+
+        # Whatever an earlier install left on this host must not leak into the test.
+        rm -rf "$root/etc/alknet" "$root/var/lib/alknet" "$root/run/alknet"
+        rm -f "$root"/etc/systemd/system/*.wants/alknetd.*
+        cp -a "$stage/." "$root/"
+
+        rm -f "$root/etc/machine-id"
+        systemd-id128 new >"$root/etc/machine-id"
+        # basic.target: the host's enabled services (sshd, databases) stay down inside.
+        ln -sfn /lib/systemd/system/basic.target "$root/etc/systemd/system/default.target"
+
+        local r
+        for r in "${cgroup_roots[@]}"; do
+                mkdir -p "$r/$cgname"
+                echo "$BASHPID" >"$r/$cgname/cgroup.procs"
+        done
+        exec systemd-nspawn --quiet --register=no --keep-unit --link-journal=no \
+                --console=pipe --machine="$machine" -b -D "$root"
+}
+
+mkdir "$work/ovl"
+unshare -m --propagation private bash -c "$(declare -p work stage machine cgname cgroup_roots); $(declare -f boot_container); boot_container" \
+        </dev/null >"$work/container.log" 2>&1 &
+nspawn_pid=$!
+
+# The container's PID 1 is systemd-nspawn's child.
+for ((i = 0; i < 300; i++)); do
+        ct=$(pgrep -P "$nspawn_pid" -x systemd | head -n 1)
+        [[ -n $ct ]] && break
+        kill -0 "$nspawn_pid" 2>/dev/null || break
+        sleep 0.1
+done
+if [[ -z $ct ]]; then
+        cat "$work/container.log"
+        skip "the container did not start"
+fi
+
+# Inside the container with a clean environment (meson's test variables stay out).
+in_ct() {
+        nsenter -t "$ct" -a env -i \
+                PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+                LANG=C.UTF-8 SYSTEMD_PAGER= SYSTEMD_COLORS=0 "$@"
+}
+
+state=
+for ((i = 0; i < 600; i++)); do
+        state=$(in_ct systemctl is-system-running 2>/dev/null)
+        [[ $state == running || $state == degraded ]] && break
+        sleep 0.1
+done
+if [[ $state != running && $state != degraded ]]; then
+        cat "$work/container.log"
+        skip "the container did not finish booting (state '$state')"
+fi
+echo "container booted: systemd PID $ct on the host, state $state"
+
+passed=0
+failed=0
+ok() { echo "ok: $1"; passed=$((passed + 1)); }
+not_ok() { echo "FAIL: $1"; failed=$((failed + 1)); }
+
+# check DESC CMD...: passes when CMD (run on the host) exits 0; shows its output otherwise.
+check() {
+        local desc=$1 out
+        shift
+        if out=$("$@" 2>&1); then
+                ok "$desc"
+        else
+                not_ok "$desc"
+                [[ -n $out ]] && printf '    %s\n' "${out//$'\n'/$'\n'    }"
+        fi
+}
+
+# eventually DESC SECONDS CMD...: polls CMD until it succeeds or the deadline passes.
+eventually() {
+        local desc=$1 deadline=$((SECONDS + $2)) out
+        shift 2
+        while :; do
+                out=$("$@" 2>&1) && { ok "$desc"; return 0; }
+                ((SECONDS < deadline)) || break
+                sleep 0.1
+        done
+        not_ok "$desc"
+        [[ -n $out ]] && printf '    %s\n' "${out//$'\n'/$'\n'    }"
+        return 1
+}
+
+# expect_output DESC REGEX CMD...: CMD exits 0 and its output matches the extended REGEX.
+expect_output() {
+        local desc=$1 re=$2 out
+        shift 2
+        if out=$("$@" 2>&1) && grep -Eq -- "$re" <<<"$out"; then
+                ok "$desc"
+        else
+                not_ok "$desc"
+                printf '    %s\n' "${out//$'\n'/$'\n'    }"
+        fi
+}
+
+# expect_fail DESC REGEX CMD...: CMD exits non-zero and says something matching REGEX.
+expect_fail() {
+        local desc=$1 re=$2 out
+        shift 2
+        if out=$("$@" 2>&1); then
+                not_ok "$desc (exited 0)"
+                printf '    %s\n' "${out//$'\n'/$'\n'    }"
+        elif grep -Eiq -- "$re" <<<"$out"; then
+                ok "$desc"
+        else
+                not_ok "$desc (wrong message)"
+                printf '    %s\n' "${out//$'\n'/$'\n'    }"
+        fi
+}
+
+service_is() { [[ $(in_ct systemctl is-active alknetd.service) == "$1" ]]; }
+service_prop() { in_ct systemctl show -P "$1" alknetd.service; }
+
+# Journal lines of the unit as "PRIORITY<TAB>MESSAGE", oldest first.
+journal_lines() {
+        in_ct journalctl -u alknetd.service -o json --no-pager | python3 -c '
+import json, sys
+for line in sys.stdin:
+    e = json.loads(line)
+    m = e.get("MESSAGE")
+    if isinstance(m, list):
+        m = bytes(m).decode("utf-8", "replace")
+    print("%s\t%s" % (e.get("PRIORITY", "?"), m))
+'
+}
+# journal_has PRIORITY REGEX: some line of the unit has that priority and matches.
+journal_has() {
+        journal_lines | grep -Eq -- "^$1"$'\t'"$2"
+}
+
+unitdir=$(in_ct bash -c 'for d in /usr/local/lib/systemd/system /lib/systemd/system /usr/lib/systemd/system; do [[ -f $d/alknetd.service ]] && { echo $d; break; }; done')
+
+echo "== install steps (as tools/install.sh does them)"
+check "systemd-sysusers creates the alknet user" in_ct systemd-sysusers
+check "alknet user and group exist" in_ct getent passwd alknet
+check "systemctl daemon-reload" in_ct systemctl daemon-reload
+check "units installed (in $unitdir)" test -n "$unitdir"
+check "systemctl enable --now alknetd.socket" in_ct systemctl enable --now alknetd.socket
+check "alknetd.socket is active" in_ct systemctl is-active alknetd.socket
+check "alknetd.service not started before the first call" service_is inactive
+expect_output "control socket is 0660 root:alknet" '^srw-rw---- root alknet$' \
+        in_ct stat -c '%A %U %G' /run/alknet/control
+
+echo "== units pass the offline checks as installed"
+verify_quiet() {
+        local err
+        err=$(in_ct systemd-analyze verify alknetd.service alknetd.socket 2>&1 >/dev/null)
+        [[ -z $err ]] || { printf '%s\n' "$err"; return 1; }
+}
+check "systemd-analyze verify prints nothing" verify_quiet
+expect_output "systemd-analyze security exposure at most 2.0" 'Overall exposure level' \
+        in_ct systemd-analyze security --offline=true --threshold=20 "$unitdir/alknetd.service"
+
+echo "== socket activation and profile management"
+check "alknetctl add demo" in_ct alknetctl add demo --server 127.0.0.1:22 --autostart no
+eventually "alknetd.service activated by the first call" 10 service_is active
+expect_output "daemon runs as user alknet" '^alknet$' \
+        in_ct bash -c 'ps -o user= -p "$(systemctl show -P MainPID alknetd.service)"'
+expect_output "alknetctl list shows demo" 'demo' in_ct alknetctl list
+expect_output "alknetctl show demo" '127\.0\.0\.1(:22)?' in_ct alknetctl show demo
+check "managed profile written to /var/lib/alknet/profiles/demo.conf" \
+        in_ct test -f /var/lib/alknet/profiles/demo.conf
+expect_output "managed profile owned by alknet, not world-readable" '^alknet -rw-(r|-)-----$' \
+        in_ct stat -c '%U %A' /var/lib/alknet/profiles/demo.conf
+check "alknetctl set demo --user tunnel" in_ct alknetctl set demo --user tunnel
+expect_output "alknetctl show demo shows the change" 'tunnel' in_ct alknetctl show demo
+expect_output "alknetd.service reports its status (STATUS=)" '.' service_prop StatusText
+
+echo "== admin profiles and reload"
+in_ct bash -c 'mkdir -p /etc/alknet/profiles.d &&
+        printf "[Tunnel]\nServer=127.0.0.1:22\nAutoStart=no\n" >/etc/alknet/profiles.d/admin.conf &&
+        printf "[Tunnel]\nServer=127.0.0.1:22\nKeepaliveInterval=banana\n" >/etc/alknet/profiles.d/broken.conf'
+main_pid=$(service_prop MainPID)
+check "systemctl reload alknetd" in_ct systemctl reload alknetd.service
+check "alknetd still active after reload" service_is active
+expect_output "same process after reload" "^$main_pid\$" service_prop MainPID
+expect_output "admin profile loaded by reload" 'admin' in_ct alknetctl list
+expect_fail "admin profile is read-only through the socket" 'read-only|readonly|read only' \
+        in_ct alknetctl remove admin
+if in_ct alknetctl list 2>/dev/null | grep -q broken; then
+        not_ok "broken profile not listed"
+else
+        ok "broken profile not listed"
+fi
+
+echo "== journal"
+eventually "start line at info: 'alknetd VERSION running, N profiles'" 10 \
+        journal_has 6 'alknetd [^ ]+ running, [0-9]+ profiles?'
+eventually "broken file at warning: 'FILE:3: KeepaliveInterval: ...; file skipped'" 10 \
+        journal_has 4 '/etc/alknet/profiles\.d/broken\.conf:3: KeepaliveInterval: .*; file skipped'
+eventually "'Reloading configuration' at info" 10 journal_has 6 'Reloading configuration'
+
+echo "== access control"
+in_ct bash -c 'groupadd -f alkadmin &&
+        (id alkreader >/dev/null 2>&1 || useradd -M -N -g users -G alknet -s /bin/sh alkreader) &&
+        (id alkother >/dev/null 2>&1 || useradd -M -N -g users -s /bin/sh alkother) &&
+        (id alkadmin >/dev/null 2>&1 || useradd -M -N -g users -G alknet,alkadmin -s /bin/sh alkadmin)'
+expect_output "socket group member may list" 'demo' in_ct runuser -u alkreader -- alknetctl list
+expect_fail "socket group member without admin group: add is denied" 'permission denied' \
+        in_ct runuser -u alkreader -- alknetctl add nope --server 127.0.0.1:22 --autostart no
+expect_fail "user outside the socket group cannot connect" 'permission denied|access' \
+        in_ct runuser -u alkother -- alknetctl list
+in_ct bash -c 'mkdir -p /etc/alknet/alknetd.conf.d &&
+        printf "[Control]\nAdminGroup=alkadmin\n" >/etc/alknet/alknetd.conf.d/50-admin.conf'
+check "reload with AdminGroup=alkadmin" in_ct systemctl reload alknetd.service
+check "AdminGroup member may add" \
+        in_ct runuser -u alkadmin -- alknetctl add fromadmin --server 127.0.0.1:22 --autostart no
+check "AdminGroup member may remove" in_ct runuser -u alkadmin -- alknetctl remove fromadmin
+expect_fail "still denied for others after the reload" 'permission denied' \
+        in_ct runuser -u alkreader -- alknetctl remove demo
+
+echo "== remove and stop"
+check "alknetctl remove demo" in_ct alknetctl remove demo
+if in_ct alknetctl list 2>/dev/null | grep -q demo; then
+        not_ok "demo gone from the list"
+else
+        ok "demo gone from the list"
+fi
+check "managed file deleted" in_ct test ! -e /var/lib/alknet/profiles/demo.conf
+check "systemctl stop alknetd" in_ct systemctl stop alknetd.service
+check "alknetd.service inactive" service_is inactive
+expect_output "stopped cleanly: Result=success" '^success$' service_prop Result
+expect_output "exit status 0" '^0$' service_prop ExecMainStatus
+expect_output "exited by itself (no SIGKILL)" '^1$' service_prop ExecMainCode
+if journal_lines | grep -Eq 'SIGKILL|Killing process|timed out'; then
+        not_ok "no SIGKILL or stop timeout in the journal"
+else
+        ok "no SIGKILL or stop timeout in the journal"
+fi
+check "next call activates it again" in_ct alknetctl list
+eventually "alknetd.service active again" 10 service_is active
+
+echo "== systemctl enable alknetd pulls in the socket (Also=)"
+check "systemctl disable alknetd.socket" in_ct systemctl disable alknetd.socket
+check "systemctl enable alknetd.service" in_ct systemctl enable alknetd.service
+expect_output "alknetd.socket enabled through Also=" '^enabled$' in_ct systemctl is-enabled alknetd.socket
+
+stop_container
+echo "$passed passed, $failed failed"
+[[ $failed -eq 0 ]]
