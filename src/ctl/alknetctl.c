@@ -1,1 +1,823 @@
-/* placeholder: being written */
+/* alknetctl: the command line client of alknetd. Each verb is one io.alknet.Manager call
+ * over the Varlink control socket, printed as a table or "Key: value" lines, or --json. */
+#include <assert.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "profile.h"
+#include "table.h"
+#include "varlink.h"
+#include "varlink-client.h"
+
+/* Documented in alknetctl(1); scripts rely on them. */
+enum {
+        EXIT_OK = 0,
+        EXIT_DAEMON_ERROR = 1, /* alknetd answered with an error, or a local failure */
+        EXIT_USAGE = 2,
+        EXIT_UNREACHABLE = 3, /* alknetd could not be reached or gave no valid answer */
+};
+
+#define MANAGER "io.alknet.Manager."
+#define ERROR_PREFIX "io.alknet.Manager."
+
+static const char *arg_socket = ALKNET_CONTROL_SOCKET;
+static bool arg_json = false;
+static uint64_t arg_timeout_usec = VARLINK_CLIENT_TIMEOUT_DEFAULT_USEC;
+/* Settings from the flags of add/set, in command line order; sent before Key=Value ones. */
+static struct json_object *arg_settings = NULL;
+static const char *arg_first_setting_flag = NULL;
+
+typedef struct Verb {
+        const char *name;
+        const char *args; /* for usage lines */
+        unsigned min_args, max_args; /* not counting the verb itself */
+        int (*run)(int argc, char *argv[]);
+        bool changes_state; /* needs root or the admin group */
+        bool takes_settings; /* accepts the setting flags (--server ...) */
+        const char *help;
+} Verb;
+
+/* --flag → profile key, for add and set. */
+typedef struct SettingFlag {
+        const char *flag;
+        const char *key;
+} SettingFlag;
+
+static const SettingFlag setting_flags[] = {
+        { "server",              "Server"            },
+        { "user",                "User"              },
+        { "identity",            "Identity"          },
+        { "host-key",            "HostKey"           },
+        { "host-key-policy",     "HostKeyPolicy"     },
+        { "transport",           "Transport"         },
+        { "tls-server-name",     "TLSServerName"     },
+        { "tls-verify",          "TLSVerify"         },
+        { "tls-ca",              "TLSCA"             },
+        { "tls-pin",             "TLSPin"            },
+        { "proxy",               "Proxy"             },
+        { "autostart",           "AutoStart"         },
+        { "keepalive-interval",  "KeepaliveInterval" },
+        { "keepalive-count-max", "KeepaliveCountMax" },
+        { "socks",               "Listen"            },
+        { "socks-username",      "Username"          },
+        { "socks-password-file", "PasswordFile"      },
+        { "local",               "Local"             },
+        { "remote",              "Remote"            },
+};
+
+/* ---- output helpers ---- */
+
+static void log_error(const char *fmt, ...) _printf_(1, 2);
+static void log_error(const char *fmt, ...) {
+        va_list ap;
+
+        fputs("alknetctl: ", stderr);
+        va_start(ap, fmt);
+        vfprintf(stderr, fmt, ap);
+        va_end(ap);
+        fputc('\n', stderr);
+}
+
+static int log_oom(void) {
+        log_error("out of memory");
+        return EXIT_DAEMON_ERROR;
+}
+
+/* Values are data: control characters never reach the terminal as such. */
+static void put_value(const char *s) {
+        if (isempty(s)) {
+                fputc('-', stdout);
+                return;
+        }
+        for (; *s; s++)
+                fputc((unsigned char) *s < 0x20 || *s == 0x7F ? '?' : *s, stdout);
+}
+
+static void show_line(const char *key, const char *value) {
+        printf("%s: ", key);
+        put_value(value);
+        fputc('\n', stdout);
+}
+
+static int print_json(struct json_object *o) {
+        const char *s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE);
+        if (!s)
+                return log_oom();
+        puts(s);
+        return EXIT_OK;
+}
+
+/* Tolerant accessors: a field a newer or older daemon does not send shows as "-". */
+static const char *json_get_str(struct json_object *o, const char *key) {
+        struct json_object *v;
+
+        if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string))
+                return NULL;
+        return json_object_get_string(v);
+}
+
+static int json_get_bool(struct json_object *o, const char *key) {
+        struct json_object *v;
+
+        if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_boolean))
+                return -1;
+        return json_object_get_boolean(v);
+}
+
+static bool json_get_int(struct json_object *o, const char *key, int64_t *ret) {
+        struct json_object *v;
+
+        if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_int))
+                return false;
+        *ret = json_object_get_int64(v);
+        return true;
+}
+
+static struct json_object *json_get_array(struct json_object *o, const char *key) {
+        struct json_object *v;
+
+        if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_array))
+                return NULL;
+        return v;
+}
+
+static const char *yes_no_na(int b) {
+        return b < 0 ? NULL : b ? "yes" : "no";
+}
+
+/* "15s", "1min 30s", "250ms": the largest units first, zero parts left out. */
+static void format_timespan(uint64_t usec, char *buf, size_t size) {
+        static const struct {
+                const char *suffix;
+                uint64_t usec;
+        } units[] = {
+                { "d",   24 * 3600 * USEC_PER_SEC },
+                { "h",   3600 * USEC_PER_SEC      },
+                { "min", 60 * USEC_PER_SEC        },
+                { "s",   USEC_PER_SEC             },
+                { "ms",  USEC_PER_MSEC            },
+                { "us",  1                        },
+        };
+        size_t l = 0;
+
+        assert(size > 0);
+
+        if (usec == 0) {
+                snprintf(buf, size, "0");
+                return;
+        }
+
+        buf[0] = 0;
+        for (size_t i = 0; i < ELEMENTSOF(units) && usec > 0; i++) {
+                uint64_t n = usec / units[i].usec;
+                if (n == 0)
+                        continue;
+                usec %= units[i].usec;
+                int k = snprintf(buf + l, size - l, "%s%" PRIu64 "%s", l > 0 ? " " : "", n, units[i].suffix);
+                if (k < 0 || (size_t) k >= size - l)
+                        return;
+                l += (size_t) k;
+        }
+}
+
+/* ---- talking to alknetd ---- */
+
+static int error_connect(int r) {
+        const char *hint;
+
+        switch (r) {
+        case -ENOENT:
+        case -ECONNREFUSED:
+                hint = " (is alknetd.socket enabled?)";
+                break;
+        case -EACCES:
+        case -EPERM:
+                hint = " (run as root or as a member of the alknet group)";
+                break;
+        case -ENAMETOOLONG:
+                log_error("cannot reach alknetd at %s: socket path too long", arg_socket);
+                return EXIT_UNREACHABLE;
+        default:
+                hint = "";
+        }
+
+        log_error("cannot reach alknetd at %s: %s%s", arg_socket, strerror(-r), hint);
+        return EXIT_UNREACHABLE;
+}
+
+static int error_transport(int r) {
+        switch (r) {
+        case -ETIMEDOUT:
+                log_error("alknetd at %s did not answer in time (see --timeout)", arg_socket);
+                break;
+        case -ECONNRESET:
+                log_error("alknetd at %s closed the connection", arg_socket);
+                break;
+        case -EBADMSG:
+        case -EPROTO:
+        case -EMSGSIZE:
+                log_error("invalid reply from alknetd at %s: %s", arg_socket, strerror(-r));
+                break;
+        case -ENOMEM:
+                return log_oom();
+        default:
+                log_error("communication with alknetd at %s failed: %s", arg_socket, strerror(-r));
+        }
+        return EXIT_UNREACHABLE;
+}
+
+/* One human line for every error of the interface; an unknown name is printed as is. */
+static int error_reply(const char *error, struct json_object *p) {
+        const char *name = json_get_str(p, "name");
+        const char *e = startswith(error, ERROR_PREFIX);
+
+        if (e && streq(e, "NoSuchProfile"))
+                log_error("no such profile: %s", strempty(name));
+        else if (e && streq(e, "ProfileExists"))
+                log_error("profile already exists: %s", strempty(name));
+        else if (e && streq(e, "ReadOnlyProfile"))
+                log_error("profile %s is read-only: it is defined in %s (edit that file, then run 'alknetctl reload')",
+                          strempty(name), strna(json_get_str(p, "file")));
+        else if (e && streq(e, "InvalidProfile")) {
+                const char *field = json_get_str(p, "field"), *reason = json_get_str(p, "reason");
+                if (isempty(field))
+                        log_error("invalid profile: %s", strna(reason));
+                else
+                        log_error("invalid profile: %s: %s", field, strna(reason));
+        } else if ((e && streq(e, "PermissionDenied")) || streq(error, VARLINK_ERROR_PERMISSION_DENIED))
+                log_error("permission denied (run as root or as a member of the admin group)");
+        else if (e && streq(e, "StorageFailed"))
+                log_error("alknetd could not store the profile: %s", strna(json_get_str(p, "reason")));
+        else if (streq(error, VARLINK_ERROR_METHOD_NOT_FOUND) || streq(error, VARLINK_ERROR_METHOD_NOT_IMPLEMENTED) ||
+                 streq(error, VARLINK_ERROR_INTERFACE_NOT_FOUND))
+                log_error("alknetd does not support '%s' (is it older than alknetctl?)",
+                          strna(json_get_str(p, "method") ?: json_get_str(p, "interface")));
+        else if (streq(error, VARLINK_ERROR_INVALID_PARAMETER))
+                log_error("alknetd rejected the parameter '%s' (is it older than alknetctl?)",
+                          strna(json_get_str(p, "parameter")));
+        else if (json_object_object_length(p) > 0)
+                log_error("%s %s", error, json_object_to_json_string_ext(p, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+        else
+                log_error("%s", error);
+
+        return EXIT_DAEMON_ERROR;
+}
+
+/* Calls method (taking parameters) and hands back the reply's parameters, or prints the
+ * error and returns the exit status for it. */
+static int call(const char *method, struct json_object *parameters, struct json_object **ret) {
+        _cleanup_(varlink_client_freep) VarlinkClient *c = NULL;
+        _cleanup_(freep) char *error = NULL;
+        struct json_object *reply = NULL;
+        int r;
+
+        r = varlink_client_connect(arg_socket, arg_timeout_usec, &c);
+        if (r < 0) {
+                json_object_put(parameters);
+                return error_connect(r);
+        }
+
+        r = varlink_client_call(c, method, parameters, &reply, &error);
+        if (r < 0)
+                return error_transport(r);
+        if (error) {
+                r = error_reply(error, reply);
+                json_object_put(reply);
+                return r;
+        }
+
+        *ret = reply;
+        return EXIT_OK;
+}
+
+static struct json_object *name_parameters(const char *name) {
+        struct json_object *p = json_object_new_object();
+
+        if (!p)
+                return NULL;
+        if (json_object_object_add(p, "name", json_object_new_string(name)) < 0) {
+                json_object_put(p);
+                return NULL;
+        }
+        return p;
+}
+
+/* ---- verbs ---- */
+
+static int verb_list(int argc, char *argv[]) {
+        static const char *const headers[] = { "NAME", "SOURCE", "SERVER", "SOCKS", "AUTOSTART" };
+        _cleanup_(table_freep) Table *t = NULL;
+        struct json_object *reply = NULL, *profiles;
+        int r;
+
+        r = call(MANAGER "ListProfiles", NULL, &reply);
+        if (r != EXIT_OK)
+                return r;
+
+        if (arg_json) {
+                r = print_json(reply);
+                json_object_put(reply);
+                return r;
+        }
+
+        profiles = json_get_array(reply, "profiles");
+        if (!profiles || json_object_array_length(profiles) == 0) {
+                json_object_put(reply);
+                puts("No profiles.");
+                return EXIT_OK;
+        }
+
+        if (table_new(headers, ELEMENTSOF(headers), &t) < 0)
+                goto oom;
+
+        for (size_t i = 0; i < json_object_array_length(profiles); i++) {
+                struct json_object *p = json_object_array_get_idx(profiles, i), *listen = json_get_array(p, "socksListen");
+                _cleanup_(freep) char *socks = NULL;
+                size_t l = 0;
+
+                /* "a,b,c" from the listen addresses */
+                for (size_t j = 0; listen && j < json_object_array_length(listen); j++) {
+                        const char *a = json_object_get_string(json_object_array_get_idx(listen, j));
+                        char *n = realloc(socks, l + strlen(strempty(a)) + 2);
+                        if (!n)
+                                goto oom;
+                        socks = n;
+                        l += (size_t) sprintf(socks + l, "%s%s", j > 0 ? "," : "", strempty(a));
+                }
+
+                const char *cells[] = {
+                        json_get_str(p, "name"),
+                        json_get_str(p, "source"),
+                        json_get_str(p, "server"),
+                        socks,
+                        yes_no_na(json_get_bool(p, "autoStart")),
+                };
+                if (table_add_row(t, cells) < 0)
+                        goto oom;
+        }
+
+        json_object_put(reply);
+        r = table_print(t, stdout);
+        if (r < 0) {
+                log_error("failed to write output: %s", strerror(-r));
+                return EXIT_DAEMON_ERROR;
+        }
+        return EXIT_OK;
+
+oom:
+        json_object_put(reply);
+        return log_oom();
+}
+
+static void show_list(const char *key, struct json_object *a) {
+        size_t n = a ? json_object_array_length(a) : 0;
+
+        if (n == 0)
+                show_line(key, NULL);
+        for (size_t i = 0; i < n; i++)
+                show_line(key, json_object_get_string(json_object_array_get_idx(a, i)));
+}
+
+static void show_profile(struct json_object *p) {
+        const char *transport = json_get_str(p, "transport");
+        char buf[64];
+        int64_t v;
+
+        show_line("Name", json_get_str(p, "name"));
+        show_line("Source", json_get_str(p, "source"));
+        show_line("File", json_get_str(p, "file"));
+        show_line("Server", json_get_str(p, "server"));
+        show_line("User", json_get_str(p, "user"));
+        show_line("Identity", json_get_str(p, "identity"));
+        show_list("HostKey", json_get_array(p, "hostKeys"));
+        show_line("HostKeyPolicy", json_get_str(p, "hostKeyPolicy"));
+        show_line("Transport", transport);
+        if (streq_ptr(transport, "tls")) {
+                show_line("TLSServerName", json_get_str(p, "tlsServerName"));
+                show_line("TLSVerify", yes_no_na(json_get_bool(p, "tlsVerify")));
+                show_line("TLSCA", json_get_str(p, "tlsCA"));
+                show_line("TLSPin", json_get_str(p, "tlsPin"));
+        }
+        show_line("Proxy", json_get_str(p, "proxy"));
+        show_line("AutoStart", yes_no_na(json_get_bool(p, "autoStart")));
+        if (json_get_int(p, "keepaliveIntervalUSec", &v) && v >= 0)
+                format_timespan((uint64_t) v, buf, sizeof(buf));
+        else
+                buf[0] = 0;
+        show_line("KeepaliveInterval", buf);
+        if (json_get_int(p, "keepaliveCountMax", &v))
+                snprintf(buf, sizeof(buf), "%" PRIi64, v);
+        else
+                buf[0] = 0;
+        show_line("KeepaliveCountMax", buf);
+        show_list("Listen", json_get_array(p, "socksListen"));
+        show_line("Username", json_get_str(p, "socksUsername"));
+        show_line("PasswordFile", json_get_str(p, "socksPasswordFile"));
+        show_list("Local", json_get_array(p, "local"));
+        show_list("Remote", json_get_array(p, "remote"));
+}
+
+static int verb_show(int argc, char *argv[]) {
+        struct json_object *reply = NULL, *p, *profile;
+        int r;
+
+        p = name_parameters(argv[1]);
+        if (!p)
+                return log_oom();
+
+        r = call(MANAGER "GetProfile", p, &reply);
+        if (r != EXIT_OK)
+                return r;
+
+        if (arg_json)
+                r = print_json(reply);
+        else if (json_object_object_get_ex(reply, "profile", &profile) && json_object_is_type(profile, json_type_object))
+                show_profile(profile);
+        else
+                r = error_transport(-EBADMSG);
+
+        json_object_put(reply);
+        return r;
+}
+
+static int settings_add(struct json_object *settings, const char *key, const char *value) {
+        struct json_object *s = json_object_new_object();
+
+        if (!s)
+                return -ENOMEM;
+        if (json_object_object_add(s, "key", json_object_new_string(key)) < 0 ||
+            json_object_object_add(s, "value", json_object_new_string(value)) < 0 ||
+            json_object_array_add(settings, s) < 0) {
+                json_object_put(s);
+                return -ENOMEM;
+        }
+        return 0;
+}
+
+/* The settings of add/set: the flags first, then the Key=Value arguments, in the order
+ * given. Keys are checked here so that a typo is a usage error; values are the daemon's
+ * to judge. */
+static int build_settings(char *args[], int n, struct json_object **ret) {
+        struct json_object *settings = arg_settings ? json_object_get(arg_settings) : json_object_new_array();
+
+        if (!settings)
+                return log_oom();
+
+        for (int i = 0; i < n; i++) {
+                char *eq = strchr(args[i], '=');
+
+                if (!eq || eq == args[i]) {
+                        log_error("'%s' is not a Key=Value setting", args[i]);
+                        json_object_put(settings);
+                        return EXIT_USAGE;
+                }
+
+                *eq = 0;
+                if (!profile_key_lookup(args[i])) {
+                        log_error("unknown setting '%s' (see 'alknetctl help' for the keys)", args[i]);
+                        json_object_put(settings);
+                        return EXIT_USAGE;
+                }
+                int r = settings_add(settings, args[i], eq + 1);
+                *eq = '=';
+                if (r < 0) {
+                        json_object_put(settings);
+                        return log_oom();
+                }
+        }
+
+        *ret = settings;
+        return EXIT_OK;
+}
+
+static int change_profile(const char *method, int argc, char *argv[]) {
+        struct json_object *settings = NULL, *p, *reply = NULL;
+        int r;
+
+        r = build_settings(argv + 2, argc - 2, &settings);
+        if (r != EXIT_OK)
+                return r;
+
+        if (streq(argv[0], "set") && json_object_array_length(settings) == 0) {
+                json_object_put(settings);
+                log_error("set: no settings given (usage: alknetctl set NAME Key=Value...)");
+                return EXIT_USAGE;
+        }
+
+        p = name_parameters(argv[1]);
+        if (!p || json_object_object_add(p, "settings", settings) < 0) {
+                json_object_put(settings);
+                json_object_put(p);
+                return log_oom();
+        }
+
+        r = call(method, p, &reply);
+        if (r != EXIT_OK)
+                return r;
+
+        if (arg_json)
+                r = print_json(reply);
+        json_object_put(reply);
+        return r;
+}
+
+static int verb_add(int argc, char *argv[]) {
+        return change_profile(MANAGER "AddProfile", argc, argv);
+}
+
+static int verb_set(int argc, char *argv[]) {
+        return change_profile(MANAGER "UpdateProfile", argc, argv);
+}
+
+static int verb_remove(int argc, char *argv[]) {
+        struct json_object *reply = NULL, *p;
+        int r;
+
+        p = name_parameters(argv[1]);
+        if (!p)
+                return log_oom();
+
+        r = call(MANAGER "RemoveProfile", p, &reply);
+        if (r != EXIT_OK)
+                return r;
+
+        if (arg_json)
+                r = print_json(reply);
+        json_object_put(reply);
+        return r;
+}
+
+static int verb_reload(int argc, char *argv[]) {
+        struct json_object *reply = NULL, *problems;
+        int64_t n = 0;
+        int r;
+
+        r = call(MANAGER "Reload", NULL, &reply);
+        if (r != EXIT_OK)
+                return r;
+
+        if (arg_json) {
+                r = print_json(reply);
+                json_object_put(reply);
+                return r;
+        }
+
+        (void) json_get_int(reply, "profiles", &n);
+        printf("Reloaded: %" PRIi64 " profile%s.\n", n, n == 1 ? "" : "s");
+        fflush(stdout);
+
+        /* Problems do not fail the reload (the other files loaded), but they are errors of
+         * the admin's files, so they go where errors go. */
+        problems = json_get_array(reply, "problems");
+        for (size_t i = 0; problems && i < json_object_array_length(problems); i++) {
+                struct json_object *q = json_object_array_get_idx(problems, i);
+                const char *field = json_get_str(q, "field");
+                int64_t line = 0;
+
+                fputs(strna(json_get_str(q, "file")), stderr);
+                if (json_get_int(q, "line", &line) && line > 0)
+                        fprintf(stderr, ":%" PRIi64, line);
+                fputs(": ", stderr);
+                if (!isempty(field))
+                        fprintf(stderr, "%s: ", field);
+                fprintf(stderr, "%s\n", strna(json_get_str(q, "reason")));
+        }
+
+        json_object_put(reply);
+        return EXIT_OK;
+}
+
+static int verb_help(int argc, char *argv[]);
+
+static const Verb verbs[] = {
+        { "list",   "",                      0, 0,        verb_list,   false, false, "List all profiles" },
+        { "show",   "NAME",                  1, 1,        verb_show,   false, false, "Show every setting of a profile" },
+        { "add",    "NAME [FLAGS] [Key=Value...]", 1, UINT_MAX, verb_add, true, true, "Add a managed profile" },
+        { "set",    "NAME [FLAGS] [Key=Value...]", 1, UINT_MAX, verb_set, true, true, "Change settings of a managed profile" },
+        { "remove", "NAME",                  1, 1,        verb_remove, true,  false, "Remove a managed profile" },
+        { "reload", "",                      0, 0,        verb_reload, true,  false, "Re-read alknetd.conf and all profile files" },
+        { "help",   "",                      0, 0,        verb_help,   false, false, "Show this help" },
+};
+
+static void help(FILE *f) {
+        size_t n_keys;
+        const ProfileKey *keys = profile_keys(&n_keys);
+        const char *section = NULL;
+
+        fputs("Usage: alknetctl [OPTIONS] VERB [ARGS...]\n"
+              "\n"
+              "Control alknetd, the SSH tunnel daemon.\n"
+              "\n"
+              "Verbs (* needs root or the admin group):\n", f);
+        for (size_t i = 0; i < ELEMENTSOF(verbs); i++) {
+                char usage[64];
+                snprintf(usage, sizeof(usage), "%s %s", verbs[i].name, verbs[i].args);
+                fprintf(f, "  %-36s %s%s\n", usage, verbs[i].help, verbs[i].changes_state ? " *" : "");
+        }
+
+        fputs("\n"
+              "Options:\n"
+              "  -h --help              Show this help\n"
+              "     --version           Show the version\n"
+              "     --socket PATH       Control socket (default: $ALKNET_CONTROL_SOCKET or " ALKNET_CONTROL_SOCKET ")\n"
+              "     --json              Print the reply as JSON\n"
+              "     --timeout SEC       Wait at most SEC seconds for alknetd (default 30, 0: forever)\n"
+              "\n"
+              "Flags of add and set (--flag VALUE or --flag=VALUE):\n", f);
+        for (size_t i = 0; i < ELEMENTSOF(setting_flags); i++) {
+                char flag[48];
+                const ProfileKey *k = profile_key_lookup(setting_flags[i].key);
+                snprintf(flag, sizeof(flag), "--%s", setting_flags[i].flag);
+                fprintf(f, "  %-24s %s=%s\n", flag, setting_flags[i].key, k && k->list ? " (repeatable)" : "");
+        }
+        fputs("  (--socks none disables SOCKS for the profile)\n"
+              "\n"
+              "Settings (Key=Value, see alknet.profile(5); * repeatable):", f);
+        for (size_t i = 0; keys && i < n_keys; i++) {
+                if (!streq_ptr(section, keys[i].section)) {
+                        section = keys[i].section;
+                        fprintf(f, "\n  %-10s", strempty(section));
+                }
+                fprintf(f, " %s%s", keys[i].key, keys[i].list ? "*" : "");
+        }
+        fputs("\n"
+              "\n"
+              "Exit status: 0 success, 1 alknetd answered with an error, 2 usage error,\n"
+              "3 alknetd cannot be reached.\n"
+              "See alknetctl(1).\n", f);
+}
+
+static int verb_help(int argc, char *argv[]) {
+        help(stdout);
+        return EXIT_OK;
+}
+
+/* ---- command line ---- */
+
+enum {
+        ARG_VERSION = 0x100,
+        ARG_SOCKET,
+        ARG_JSON,
+        ARG_TIMEOUT,
+        ARG_SETTING_FIRST, /* setting_flags[i] is ARG_SETTING_FIRST + i */
+};
+
+static int parse_timeout(const char *s, uint64_t *ret) {
+        char *end;
+        double d;
+
+        errno = 0;
+        d = strtod(s, &end);
+        if (errno != 0 || end == s || *end != 0 || !isfinite(d) || d < 0 || d > 1e9)
+                return -EINVAL;
+
+        *ret = d == 0 ? VARLINK_CLIENT_TIMEOUT_INFINITY : MAX((uint64_t) (d * (double) USEC_PER_SEC), (uint64_t) 1);
+        return 0;
+}
+
+static int parse_argv(int argc, char *argv[]) {
+#define N_FIXED_OPTIONS 5
+        static struct option options[N_FIXED_OPTIONS + ELEMENTSOF(setting_flags) + 1] = {
+                { "help",    no_argument,       NULL, 'h'         },
+                { "version", no_argument,       NULL, ARG_VERSION },
+                { "socket",  required_argument, NULL, ARG_SOCKET  },
+                { "json",    no_argument,       NULL, ARG_JSON    },
+                { "timeout", required_argument, NULL, ARG_TIMEOUT },
+        };
+        int c;
+
+        for (size_t i = 0; i < ELEMENTSOF(setting_flags); i++)
+                options[N_FIXED_OPTIONS + i] = (struct option) { setting_flags[i].flag, required_argument, NULL, ARG_SETTING_FIRST + (int) i };
+
+        opterr = 0; /* our own messages: getopt's would start with the full argv[0] */
+        while ((c = getopt_long(argc, argv, ":h", options, NULL)) >= 0) {
+                switch (c) {
+
+                case 'h':
+                        help(stdout);
+                        return 0;
+
+                case ARG_VERSION:
+                        puts("alknetctl " PACKAGE_VERSION);
+                        return 0;
+
+                case ARG_SOCKET:
+                        if (isempty(optarg)) {
+                                log_error("--socket needs a path");
+                                return -EINVAL;
+                        }
+                        arg_socket = optarg;
+                        break;
+
+                case ARG_JSON:
+                        arg_json = true;
+                        break;
+
+                case ARG_TIMEOUT:
+                        if (parse_timeout(optarg, &arg_timeout_usec) < 0) {
+                                log_error("invalid --timeout '%s': expected seconds (0 waits forever)", optarg);
+                                return -EINVAL;
+                        }
+                        break;
+
+                case ':':
+                        log_error("option '%s' needs a value (see 'alknetctl --help')", argv[optind - 1]);
+                        return -EINVAL;
+
+                case '?':
+                        if (optopt > 0 && optopt < 0x100)
+                                log_error("unknown option '-%c' (see 'alknetctl --help')", optopt);
+                        else
+                                log_error("unknown option '%s' (see 'alknetctl --help')", argv[optind - 1]);
+                        return -EINVAL;
+
+                default: {
+                        assert(c >= ARG_SETTING_FIRST && c < ARG_SETTING_FIRST + (int) ELEMENTSOF(setting_flags));
+                        const SettingFlag *f = setting_flags + (c - ARG_SETTING_FIRST);
+                        /* "--socks none" is how one says "no SOCKS"; the file syntax is Listen= */
+                        const char *value = streq(f->key, "Listen") && streq(optarg, "none") ? "" : optarg;
+
+                        if (!arg_settings) {
+                                arg_settings = json_object_new_array();
+                                if (!arg_settings)
+                                        return -ENOMEM;
+                        }
+                        if (settings_add(arg_settings, f->key, value) < 0)
+                                return -ENOMEM;
+                        if (!arg_first_setting_flag)
+                                arg_first_setting_flag = f->flag;
+                }}
+        }
+
+        return 1;
+}
+
+static int dispatch(int argc, char *argv[]) {
+        const Verb *v = NULL;
+        unsigned n;
+
+        if (argc <= 0) {
+                log_error("missing verb (see 'alknetctl --help')");
+                return EXIT_USAGE;
+        }
+
+        for (size_t i = 0; i < ELEMENTSOF(verbs); i++)
+                if (streq(verbs[i].name, argv[0])) {
+                        v = verbs + i;
+                        break;
+                }
+        if (!v) {
+                log_error("unknown verb '%s' (see 'alknetctl --help')", argv[0]);
+                return EXIT_USAGE;
+        }
+
+        n = (unsigned) argc - 1;
+        if (n < v->min_args || n > v->max_args) {
+                log_error("%s arguments for '%s' (usage: alknetctl %s%s%s)",
+                          n < v->min_args ? "too few" : "too many", v->name, v->name,
+                          isempty(v->args) ? "" : " ", v->args);
+                return EXIT_USAGE;
+        }
+
+        if (arg_first_setting_flag && !v->takes_settings) {
+                log_error("option '--%s' is only valid with add and set", arg_first_setting_flag);
+                return EXIT_USAGE;
+        }
+
+        return v->run(argc, argv);
+}
+
+int main(int argc, char *argv[]) {
+        const char *e;
+        int r;
+
+        e = getenv("ALKNET_CONTROL_SOCKET");
+        if (!isempty(e))
+                arg_socket = e;
+
+        r = parse_argv(argc, argv);
+        if (r == -ENOMEM)
+                r = log_oom();
+        else if (r < 0)
+                r = EXIT_USAGE;
+        else if (r == 0)
+                r = EXIT_OK;
+        else
+                r = dispatch(argc - optind, argv + optind);
+
+        json_object_put(arg_settings);
+
+        if (fflush(stdout) == EOF || ferror(stdout)) {
+                log_error("failed to write output: %m");
+                if (r == EXIT_OK)
+                        r = EXIT_DAEMON_ERROR;
+        }
+        return r;
+}
