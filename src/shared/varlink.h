@@ -28,6 +28,7 @@ typedef struct VarlinkFramer {
         size_t allocated;
         size_t start;     /* first byte not yet returned as part of a message */
         size_t scanned;   /* bytes from start already known to hold no NUL */
+        size_t tail;      /* offset where the last, unterminated message begins (after the last NUL) */
         size_t max_size;
         int max_depth;
 } VarlinkFramer;
@@ -41,7 +42,11 @@ int varlink_framer_feed(VarlinkFramer *f, const void *data, size_t n);
 /* 1 and *ret set (a JSON object, owned by the caller): a message was taken.
  * 0: no complete message buffered. Errors, after which the stream is unusable:
  * -EBADMSG not JSON, not an object, or bytes after the JSON value before the NUL;
- * -ELOOP nesting deeper than max_depth; -EMSGSIZE message too large. */
+ * -ELOOP objects and arrays nested deeper than max_depth ({} is depth 1, {"a":[]} 2);
+ * -EMSGSIZE message too large.
+ * "Not JSON" is strict RFC 8259 plus valid UTF-8: json-c's extensions (single quotes,
+ * NaN, Infinity, "1."), raw control characters in strings and the escape \u0000 (which
+ * C consumers would silently truncate at) are refused too. */
 int varlink_framer_next(VarlinkFramer *f, struct json_object **ret);
 
 /* At end of stream: -EBADMSG if an unterminated message is pending (missing NUL), else 0. */
@@ -58,7 +63,9 @@ typedef struct VarlinkCall {
 
 /* Validates a call: "method" a string of the form reverse.domain.Method, "parameters"
  * absent or an object, flags booleans, no other keys. -EBADMSG otherwise. The returned
- * pointers borrow from msg (parameters may be a shared empty object owned by msg). */
+ * pointers borrow from msg (parameters may be a shared empty object owned by msg).
+ * JSON null counts as absent (the spec types these ?object/?bool); "oneway" together with
+ * "more" or "upgrade" is refused, as a call without a reply cannot ask for those. */
 int varlink_call_parse(struct json_object *msg, VarlinkCall *ret);
 
 typedef struct VarlinkReply {
@@ -67,6 +74,9 @@ typedef struct VarlinkReply {
         bool continues;
 } VarlinkReply;
 
+/* Validates a reply: "error" absent/null or a qualified name as for methods, "parameters"
+ * absent/null or an object, "continues" a boolean and not set on an error, no other keys.
+ * -EBADMSG otherwise. Borrows from msg like varlink_call_parse(). */
 int varlink_reply_parse(struct json_object *msg, VarlinkReply *ret);
 
 bool varlink_interface_name_is_valid(const char *s);
