@@ -1,0 +1,44 @@
+/* The Manager owns everything the daemon runs: the event loop, configuration, the profile
+ * store and the control server. */
+#pragma once
+
+#include <systemd/sd-event.h>
+
+#include "control.h"
+#include "daemon-config.h"
+#include "load-problem.h"
+#include "profile-store.h"
+
+typedef struct Manager {
+        sd_event *event;
+        char *config_dir;
+        char *state_dir;
+        DaemonConfig config;
+        ProfileStore *store;
+        ControlServer *control;
+        sd_event_source *sigterm, *sigint, *sighup;
+} Manager;
+
+/* Creates the loop and loads configuration and profiles (problems are logged). */
+int manager_new(const char *config_dir, const char *state_dir, Manager **ret);
+Manager *manager_free(Manager *m);
+DEFINE_POINTER_CLEANUP_FUNC(Manager, manager_free);
+
+/* Serve the control interface on a listening socket (socket activation) or a path. */
+int manager_listen_fd(Manager *m, int fd);
+int manager_listen_path(Manager *m, const char *path);
+
+/* Re-reads alknetd.conf and every profile; problems are logged and, if given, returned. */
+int manager_reload(Manager *m, LoadProblems *problems);
+
+/* Runs until SIGTERM/SIGINT; tells systemd READY=1, STATUS=, STOPPING=1. */
+int manager_run(Manager *m);
+
+/* STATUS= line for systemd. */
+void manager_update_status(Manager *m);
+
+/* The authorizer of changing control calls: uid 0, our own uid, or the admin group. */
+bool manager_peer_is_admin(const ControlPeer *peer, void *userdata);
+
+/* Registers io.alknet.Manager on m->control (manager-varlink.c). */
+int manager_varlink_register(Manager *m);
