@@ -1,0 +1,136 @@
+#!/bin/bash
+# Every test alknet has, as CI runs them: the full suite (including the real-systemd
+# container test) on a --werror build, the suite again under ASan+UBSan, the unit tests
+# under valgrind, and both libFuzzer targets for a minute each.
+# Usage: sudo tools/run-tests.sh        (root: the systemd test boots a container)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+FUZZ_SECONDS=${FUZZ_SECONDS:-60}
+
+banner() { printf '\n======== %s ========\n' "$*"; }
+
+# Sets up a build directory, or reconfigures an existing one with these options.
+setup() {
+        local dir=$1
+        shift
+        if [[ -f $dir/build.ninja ]]; then
+                meson setup --reconfigure "$dir" "$@"
+        else
+                meson setup "$dir" "$@"
+        fi
+}
+
+stages=()
+failed_stages=0
+# stage NAME CMD...: runs a test stage, remembers its outcome and goes on with the next.
+stage() {
+        local name=$1
+        shift
+        if "$@"; then
+                stages+=("ok      $name")
+        else
+                stages+=("FAILED  $name")
+                failed_stages=$((failed_stages + 1))
+        fi
+}
+
+if [[ $EUID -ne 0 ]]; then
+        echo "run-tests: run as root: sudo tools/run-tests.sh" >&2
+        exit 1
+fi
+
+banner "dependencies"
+tools/deps.sh
+
+banner "build (gcc, --werror)"
+setup build -Dwerror=true
+meson compile -C build
+
+banner "tests: unit, integration, units, systemd container"
+rm -f build/meson-logs/testlog.json
+stage "tests" meson test -C build -v --print-errorlogs
+
+banner "build (ASan+UBSan)"
+setup build-asan -Dwerror=true -Db_sanitize=address,undefined -Db_lundef=false
+meson compile -C build-asan
+
+banner "tests under ASan+UBSan (without the container test)"
+rm -f build-asan/meson-logs/testlog.json
+stage "tests (ASan+UBSan)" env \
+        ASAN_OPTIONS=halt_on_error=1:abort_on_error=1:detect_leaks=1 \
+        UBSAN_OPTIONS=halt_on_error=1:abort_on_error=1:print_stacktrace=1 \
+        meson test -C build-asan -v --print-errorlogs --no-suite systemd
+
+banner "unit tests under valgrind"
+rm -f build/meson-logs/testlog-valgrind.json
+stage "unit tests (valgrind)" meson test -C build --setup=valgrind --suite unit -v --print-errorlogs
+
+banner "build (clang, libFuzzer)"
+# The fuzz targets live under tests/, so the tests stay enabled in this build.
+CC=clang setup build-fuzz -Dfuzz=true
+ninja -C build-fuzz tests/fuzz/fuzz-varlink tests/fuzz/fuzz-profile
+
+banner "fuzzing, ${FUZZ_SECONDS}s per target"
+# Both at once, one per core. New inputs go to a scratch directory (the committed corpus
+# is only read); a crash leaves its input in build-fuzz/artifacts/.
+mkdir -p build-fuzz/artifacts
+fuzz_pids=()
+fuzz_names=()
+for name in varlink profile; do
+        scratch=build-fuzz/corpus-$name
+        rm -rf "$scratch"
+        mkdir -p "$scratch"
+        corpus=()
+        [[ -d tests/fuzz/corpus-$name ]] && corpus=("tests/fuzz/corpus-$name")
+        build-fuzz/tests/fuzz/fuzz-$name \
+                -max_total_time="$FUZZ_SECONDS" -timeout=10 -rss_limit_mb=2048 \
+                -print_final_stats=1 -artifact_prefix="build-fuzz/artifacts/$name-" \
+                "$scratch" "${corpus[@]}" >"build-fuzz/fuzz-$name.log" 2>&1 &
+        fuzz_pids+=($!)
+        fuzz_names+=("$name")
+done
+fuzz_passed=0
+fuzz_failed=0
+for i in "${!fuzz_pids[@]}"; do
+        name=${fuzz_names[$i]}
+        if wait "${fuzz_pids[$i]}"; then
+                tail -n 15 "build-fuzz/fuzz-$name.log"
+                stages+=("ok      fuzz-$name")
+                fuzz_passed=$((fuzz_passed + 1))
+        else
+                tail -n 80 "build-fuzz/fuzz-$name.log"
+                echo "fuzz-$name FAILED; reproducer in build-fuzz/artifacts/"
+                stages+=("FAILED  fuzz-$name")
+                failed_stages=$((failed_stages + 1))
+                fuzz_failed=$((fuzz_failed + 1))
+        fi
+done
+
+banner "summary"
+printf '%s\n' "${stages[@]}"
+# One closing line over every test run above: meson's results from its JSON logs, plus
+# one entry per fuzz target.
+python3 - "$fuzz_passed" "$fuzz_failed" \
+        build/meson-logs/testlog.json \
+        build-asan/meson-logs/testlog.json \
+        build/meson-logs/testlog-valgrind.json <<'PY'
+import json, os, sys
+
+passed, failed, skipped = int(sys.argv[1]), int(sys.argv[2]), 0
+for path in sys.argv[3:]:
+    if not os.path.exists(path):
+        continue
+    with open(path) as f:
+        for line in f:
+            result = json.loads(line).get("result")
+            if result in ("OK", "EXPECTEDFAIL"):
+                passed += 1
+            elif result == "SKIP":
+                skipped += 1
+            else:
+                failed += 1
+print("total: %d passed, %d failed, %d skipped" % (passed, failed, skipped))
+PY
+
+[[ $failed_stages -eq 0 ]]
