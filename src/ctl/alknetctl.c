@@ -48,28 +48,29 @@ typedef struct Verb {
 typedef struct SettingFlag {
         const char *flag;
         const char *key;
+        const char *metavar; /* for --help */
 } SettingFlag;
 
 static const SettingFlag setting_flags[] = {
-        { "server",              "Server"            },
-        { "user",                "User"              },
-        { "identity",            "Identity"          },
-        { "host-key",            "HostKey"           },
-        { "host-key-policy",     "HostKeyPolicy"     },
-        { "transport",           "Transport"         },
-        { "tls-server-name",     "TLSServerName"     },
-        { "tls-verify",          "TLSVerify"         },
-        { "tls-ca",              "TLSCA"             },
-        { "tls-pin",             "TLSPin"            },
-        { "proxy",               "Proxy"             },
-        { "autostart",           "AutoStart"         },
-        { "keepalive-interval",  "KeepaliveInterval" },
-        { "keepalive-count-max", "KeepaliveCountMax" },
-        { "socks",               "Listen"            },
-        { "socks-username",      "Username"          },
-        { "socks-password-file", "PasswordFile"      },
-        { "local",               "Local"             },
-        { "remote",              "Remote"            },
+        { "server",              "Server",            "HOST[:PORT]"       },
+        { "user",                "User",              "NAME"              },
+        { "identity",            "Identity",          "PATH"              },
+        { "host-key",            "HostKey",           "SHA256:..."        },
+        { "host-key-policy",     "HostKeyPolicy",     "strict|accept-new" },
+        { "transport",           "Transport",         "tcp|tls"           },
+        { "tls-server-name",     "TLSServerName",     "NAME"              },
+        { "tls-verify",          "TLSVerify",         "yes|no"            },
+        { "tls-ca",              "TLSCA",             "PATH"              },
+        { "tls-pin",             "TLSPin",            "sha256//..."       },
+        { "proxy",               "Proxy",             "URL"               },
+        { "autostart",           "AutoStart",         "yes|no"            },
+        { "keepalive-interval",  "KeepaliveInterval", "TIME"              },
+        { "keepalive-count-max", "KeepaliveCountMax", "N"                 },
+        { "socks",               "Listen",            "ADDRESS|none"      },
+        { "socks-username",      "Username",          "NAME"              },
+        { "socks-password-file", "PasswordFile",      "PATH"              },
+        { "local",               "Local",             "LISTEN:HOST:PORT"  },
+        { "remote",              "Remote",            "LISTEN:HOST:PORT"  },
 };
 
 /* ---- output helpers ---- */
@@ -107,7 +108,7 @@ static void show_line(const char *key, const char *value) {
 }
 
 static int print_json(struct json_object *o) {
-        const char *s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE);
+        const char *s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED | JSON_C_TO_STRING_NOSLASHESCAPE);
         if (!s)
                 return log_oom();
         puts(s);
@@ -632,20 +633,30 @@ static void help(FILE *f) {
               "\n"
               "Flags of add and set (--flag VALUE or --flag=VALUE):\n", f);
         for (size_t i = 0; i < ELEMENTSOF(setting_flags); i++) {
-                char flag[48];
+                char flag[64];
                 const ProfileKey *k = profile_key_lookup(setting_flags[i].key);
-                snprintf(flag, sizeof(flag), "--%s", setting_flags[i].flag);
-                fprintf(f, "  %-24s %s=%s\n", flag, setting_flags[i].key, k && k->list ? " (repeatable)" : "");
+                snprintf(flag, sizeof(flag), "--%s %s", setting_flags[i].flag, setting_flags[i].metavar);
+                fprintf(f, "  %-40s %s=%s\n", flag, setting_flags[i].key, k && k->list ? " (repeatable)" : "");
         }
         fputs("  (--socks none disables SOCKS for the profile)\n"
               "\n"
               "Settings (Key=Value, see alknet.profile(5); * repeatable):", f);
+        /* the keys by section, wrapped to fit 80 columns */
+        size_t column = 0;
         for (size_t i = 0; keys && i < n_keys; i++) {
-                if (!streq_ptr(section, keys[i].section)) {
+                bool new_section = !streq_ptr(section, keys[i].section);
+                size_t w = 1 + strlen(keys[i].key) + keys[i].list;
+
+                if (new_section || column + w > 78) {
+                        char label[32] = "";
+                        if (new_section)
+                                snprintf(label, sizeof(label), "[%s]", strempty(keys[i].section));
+                        fprintf(f, "\n  %-10s", label);
+                        column = 12;
                         section = keys[i].section;
-                        fprintf(f, "\n  %-10s", strempty(section));
                 }
                 fprintf(f, " %s%s", keys[i].key, keys[i].list ? "*" : "");
+                column += w;
         }
         fputs("\n"
               "\n"
@@ -734,8 +745,9 @@ static int parse_argv(int argc, char *argv[]) {
                 case '?':
                         if (optopt > 0 && optopt < 0x100)
                                 log_error("unknown option '-%c' (see 'alknetctl --help')", optopt);
-                        else
-                                log_error("unknown option '%s' (see 'alknetctl --help')", argv[optind - 1]);
+                        else /* "--bogus=1": name the option, not its value */
+                                log_error("unknown option '%.*s' (see 'alknetctl --help')",
+                                          (int) strcspn(argv[optind - 1], "="), argv[optind - 1]);
                         return -EINVAL;
 
                 default: {
