@@ -250,6 +250,9 @@ int profile_store_load(ProfileStore *s, LoadProblems *problems) {
         ProfileList l = {};
         int r;
 
+        /* Create the managed directory early, so admins see where alknetctl's profiles go. */
+        if (mkdir(s->managed_dir, 0750) < 0 && errno != EEXIST)
+                log_debug_errno(errno, "Cannot create %s: %m", s->managed_dir);
         remove_stale_temp_files(s->managed_dir);
 
         r = load_dir(s, s->admin_dir, true, &l, problems);
