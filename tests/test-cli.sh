@@ -95,8 +95,14 @@ file_lacks() {
         if ! grep -qF -- "$3" "$2"; then ok "$1"; else bad "$1: unexpected '$3' in $2" "$(cat "$2")"; fi
 }
 
+# Under the valgrind test setup every alknetctl run is checked too (exit 99 on an error).
+CTL=("$ALKNETCTL")
+if [ -n "${ALKNET_VALGRIND:-}" ] && command -v valgrind >/dev/null; then
+        CTL=(valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite "$ALKNETCTL")
+fi
+
 ctl() {
-        "$ALKNETCTL" --socket "$T/control" "$@"
+        "${CTL[@]}" --socket "$T/control" "$@"
 }
 
 fingerprint() {
@@ -288,12 +294,12 @@ err_has "remove admin: read-only" "read-only"
 
 # ---- the control socket ----
 
-t "unreachable socket" 3 "$ALKNETCTL" --socket "$T/nope" list
+t "unreachable socket" 3 "${CTL[@]}" --socket "$T/nope" list
 err_line "unreachable socket message" \
         "alknetctl: cannot reach alknetd at $T/nope: No such file or directory (is alknetd.socket enabled?)"
-t "socket from the environment" 0 env ALKNET_CONTROL_SOCKET="$T/control" "$ALKNETCTL" list
+t "socket from the environment" 0 env ALKNET_CONTROL_SOCKET="$T/control" "${CTL[@]}" list
 out_match "socket from the environment: listing" '^work +managed'
-t "--socket wins over the environment" 3 env ALKNET_CONTROL_SOCKET="$T/control" "$ALKNETCTL" --socket "$T/nope" list
+t "--socket wins over the environment" 3 env ALKNET_CONTROL_SOCKET="$T/control" "${CTL[@]}" --socket "$T/nope" list
 
 # A peer that accepts and never answers, and one that answers garbage.
 python3 -c '
@@ -319,9 +325,9 @@ until [ -S "$T/hang" ] && [ -S "$T/garbage" ]; do
         [ "$SECONDS" -ge "$deadline" ] && break
         sleep 0.05
 done
-t "no answer within --timeout" 3 "$ALKNETCTL" --socket "$T/hang" --timeout 0.3 list
+t "no answer within --timeout" 3 "${CTL[@]}" --socket "$T/hang" --timeout 0.3 list
 err_has "timeout message" "did not answer in time"
-t "invalid reply" 3 "$ALKNETCTL" --socket "$T/garbage" list
+t "invalid reply" 3 "${CTL[@]}" --socket "$T/garbage" list
 err_has "invalid reply message" "alknetctl: invalid reply from alknetd"
 
 # ---- reload ----
@@ -348,11 +354,12 @@ out_lacks "the broken file holds no profile" "broken"
 out_match "managed profile survives reload" '^work +managed'
 rm -f "$T/etc/profiles.d/broken.conf"
 t "reload --json" 0 ctl --json reload
+cp "$T/out" "$T/reload.json"
 t "reload --json parses" 0 python3 -c '
 import json, sys
 r = json.load(open(sys.argv[1]))
 assert r["profiles"] == 3 and r["problems"] == [], r
-' "$T/out"
+' "$T/reload.json"
 
 # ---- remove ----
 
@@ -370,32 +377,36 @@ else
         # The build tree may not be readable by uid 65534.
         cp "$ALKNETCTL" "$T/bin/alknetctl"
         chmod 0755 "$T/bin/alknetctl"
+        # nobody GROUPS-OPTION ARGS...: alknetctl as uid 65534
         nobody() {
-                setpriv --reuid=65534 --regid=65534 "$@"
+                local groups=$1
+                shift
+                setpriv --reuid=65534 --regid=65534 "$groups" "${CTL[@]:0:${#CTL[@]}-1}" "$T/bin/alknetctl" \
+                        --socket "$T/control" "$@"
         }
         chmod 0600 "$T/control"
-        t "socket without access" 3 nobody --clear-groups "$T/bin/alknetctl" --socket "$T/control" list
+        t "socket without access" 3 nobody --clear-groups list
         err_has "socket without access: hint" "(run as root or as a member of the alknet group)"
 
         chmod 0666 "$T/control"
-        t "unprivileged list" 0 nobody --clear-groups "$T/bin/alknetctl" --socket "$T/control" list
+        t "unprivileged list" 0 nobody --clear-groups list
         out_match "unprivileged list shows profiles" '^admin +/etc'
-        t "unprivileged show" 0 nobody --clear-groups "$T/bin/alknetctl" --socket "$T/control" show admin
-        t "unprivileged add" 1 nobody --clear-groups "$T/bin/alknetctl" --socket "$T/control" \
+        t "unprivileged show" 0 nobody --clear-groups show admin
+        t "unprivileged add" 1 nobody --clear-groups \
                 add mine --server "127.0.0.1:$SSH_PORT" --autostart no --socks none
         err_line "unprivileged add: permission denied" \
                 "alknetctl: permission denied (run as root or as a member of the admin group)"
-        t "unprivileged reload" 1 nobody --clear-groups "$T/bin/alknetctl" --socket "$T/control" reload
+        t "unprivileged reload" 1 nobody --clear-groups reload
         err_has "unprivileged reload: permission denied" "permission denied"
 
         printf '[Control]\nAdminGroup=4242\n' >"$T/etc/alknetd.conf"
         t "reload with AdminGroup=4242" 0 ctl reload
-        t "admin group member may add" 0 nobody --groups=4242 "$T/bin/alknetctl" --socket "$T/control" \
+        t "admin group member may add" 0 nobody --groups=4242 \
                 add mine --server "127.0.0.1:$SSH_PORT" --autostart no --socks none
         t "admin group member's profile exists" 0 ctl show mine
         out_line "admin group member's profile has SOCKS disabled" "Listen: -"
-        t "admin group member may remove" 0 nobody --groups=4242 "$T/bin/alknetctl" --socket "$T/control" remove mine
-        t "non-member still may not add" 1 nobody --groups=4243 "$T/bin/alknetctl" --socket "$T/control" \
+        t "admin group member may remove" 0 nobody --groups=4242 remove mine
+        t "non-member still may not add" 1 nobody --groups=4243 \
                 add mine --server "127.0.0.1:$SSH_PORT" --autostart no --socks none
 fi
 
