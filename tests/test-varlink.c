@@ -133,7 +133,8 @@ START_TEST(test_many_in_one_feed) {
         varlink_framer_init(&f, 64, VARLINK_DEPTH_MAX_DEFAULT);
         ck_assert_int_eq(varlink_framer_feed(&f, buf, n), 0);
         for (int i = 0; i < N; i++) {
-                _cleanup_json_ struct json_object *o = NULL, *v = NULL;
+                _cleanup_json_ struct json_object *o = NULL;
+                struct json_object *v;
 
                 ck_assert_int_eq(varlink_framer_next(&f, &o), 1);
                 ck_assert(json_object_object_get_ex(o, "n", &v));
