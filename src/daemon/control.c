@@ -597,10 +597,10 @@ ControlServer *control_server_free(ControlServer *s) {
 }
 
 void control_server_set_limits(ControlServer *s, const ControlLimits *limits) {
+        /* Connections already open keep the message size they started with: shrinking a
+         * framer under bytes it already holds would break its accounting. */
         s->limits = *limits;
         limits_normalize(&s->limits);
-        for (ControlConnection *c = s->connections; c; c = c->next)
-                c->framer.max_size = s->limits.max_message_size;
 }
 
 void control_server_set_authorizer(ControlServer *s, ControlAuthorizer a, void *userdata) {

@@ -58,7 +58,7 @@ int control_server_new(sd_event *event, const ControlLimits *limits, ControlServ
 ControlServer *control_server_free(ControlServer *s);
 DEFINE_POINTER_CLEANUP_FUNC(ControlServer, control_server_free);
 
-/* Applies new limits (after a reload) to new and existing connections. */
+/* Applies new limits (after a reload); the message size applies to new connections. */
 void control_server_set_limits(ControlServer *s, const ControlLimits *limits);
 void control_server_set_authorizer(ControlServer *s, ControlAuthorizer a, void *userdata);
 /* The interface struct must outlive the server. */
