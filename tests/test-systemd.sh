@@ -256,7 +256,7 @@ expect_output "alknetd.service reports its status (STATUS=)" '.' service_prop St
 
 echo "== admin profiles and reload"
 in_ct bash -c 'mkdir -p /etc/alknet/profiles.d &&
-        printf "[Tunnel]\nServer=127.0.0.1:22\nAutoStart=no\n" >/etc/alknet/profiles.d/admin.conf &&
+        printf "[Tunnel]\nServer=127.0.0.1:22\nAutoStart=no\n[Socks]\nListen=\n" >/etc/alknet/profiles.d/admin.conf &&
         printf "[Tunnel]\nServer=127.0.0.1:22\nKeepaliveInterval=banana\n" >/etc/alknet/profiles.d/broken.conf'
 main_pid=$(service_prop MainPID)
 check "systemctl reload alknetd" in_ct systemctl reload alknetd.service
@@ -292,7 +292,7 @@ in_ct bash -c 'mkdir -p /etc/alknet/alknetd.conf.d &&
         printf "[Control]\nAdminGroup=alkadmin\n" >/etc/alknet/alknetd.conf.d/50-admin.conf'
 check "reload with AdminGroup=alkadmin" in_ct systemctl reload alknetd.service
 check "AdminGroup member may add" \
-        in_ct runuser -u alkadmin -- alknetctl add fromadmin --server 127.0.0.1:22 --autostart no
+        in_ct runuser -u alkadmin -- alknetctl add fromadmin --server 127.0.0.1:22 --autostart no --socks none
 check "AdminGroup member may remove" in_ct runuser -u alkadmin -- alknetctl remove fromadmin
 expect_fail "still denied for others after the reload" 'permission denied' \
         in_ct runuser -u alkreader -- alknetctl remove demo
