@@ -1,7 +1,7 @@
 #!/bin/bash
 # Every test alknet has, as CI runs them: the full suite (including the real-systemd
 # container test) on a --werror build, the suite again under ASan+UBSan, the unit tests
-# under valgrind, and both libFuzzer targets for a minute each.
+# under valgrind, and every libFuzzer target for a minute.
 # Usage: sudo tools/run-tests.sh        (root: the systemd test boots a container)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -67,45 +67,68 @@ rm -f build/meson-logs/testlog-valgrind.json
 stage "unit tests (valgrind)" meson test -C build --setup=valgrind --suite unit -v --print-errorlogs
 
 banner "build (clang, libFuzzer)"
-# The fuzz targets live under tests/, so the tests stay enabled in this build.
+# The fuzz targets live under tests/, so the tests stay enabled in this build. Every
+# executable named fuzz-* is a target; its seeds are in tests/fuzz/corpus-NAME.
 CC=clang setup build-fuzz -Dfuzz=true
-ninja -C build-fuzz tests/fuzz/fuzz-varlink tests/fuzz/fuzz-profile
+mapfile -t fuzzers < <(meson introspect --targets build-fuzz | python3 -c '
+import json, sys
+for t in sorted(json.load(sys.stdin), key=lambda t: t["name"]):
+    if t["type"] == "executable" and t["name"].startswith("fuzz-"):
+        print(t["name"])
+')
+if [[ ${#fuzzers[@]} -eq 0 ]]; then
+        echo "run-tests: no fuzz targets found in build-fuzz" >&2
+        exit 1
+fi
+meson compile -C build-fuzz "${fuzzers[@]}"
 
-banner "fuzzing, ${FUZZ_SECONDS}s per target"
-# Both at once, one per core. New inputs go to a scratch directory (the committed corpus
-# is only read); a crash leaves its input in build-fuzz/artifacts/.
+banner "fuzzing ${fuzzers[*]}, ${FUZZ_SECONDS}s each"
+# One target per core at a time. New inputs go to a scratch directory (the committed
+# corpus is only read); a crash leaves its input in build-fuzz/artifacts/.
 mkdir -p build-fuzz/artifacts
+jobs_max=$(nproc)
+fuzz_passed=0
+fuzz_failed=0
 fuzz_pids=()
 fuzz_names=()
-for name in varlink profile; do
-        scratch=build-fuzz/corpus-$name
+
+fuzz_wait() {
+        local i name
+        for i in "${!fuzz_pids[@]}"; do
+                name=${fuzz_names[$i]}
+                if wait "${fuzz_pids[$i]}"; then
+                        tail -n 12 "build-fuzz/$name.log"
+                        stages+=("ok      $name")
+                        fuzz_passed=$((fuzz_passed + 1))
+                else
+                        tail -n 80 "build-fuzz/$name.log"
+                        echo "$name FAILED; reproducer in build-fuzz/artifacts/"
+                        stages+=("FAILED  $name")
+                        failed_stages=$((failed_stages + 1))
+                        fuzz_failed=$((fuzz_failed + 1))
+                fi
+        done
+        fuzz_pids=()
+        fuzz_names=()
+}
+
+for name in "${fuzzers[@]}"; do
+        seeds=tests/fuzz/corpus-${name#fuzz-}
+        scratch=build-fuzz/corpus-${name#fuzz-}
         rm -rf "$scratch"
         mkdir -p "$scratch"
         corpus=()
-        [[ -d tests/fuzz/corpus-$name ]] && corpus=("tests/fuzz/corpus-$name")
-        build-fuzz/tests/fuzz/fuzz-$name \
+        [[ -d $seeds ]] && corpus=("$seeds")
+        echo "$name: ${FUZZ_SECONDS}s, seeds from ${corpus[*]:-(none)}"
+        "build-fuzz/tests/fuzz/$name" \
                 -max_total_time="$FUZZ_SECONDS" -timeout=10 -rss_limit_mb=2048 \
                 -print_final_stats=1 -artifact_prefix="build-fuzz/artifacts/$name-" \
-                "$scratch" "${corpus[@]}" >"build-fuzz/fuzz-$name.log" 2>&1 &
+                "$scratch" "${corpus[@]}" >"build-fuzz/$name.log" 2>&1 &
         fuzz_pids+=($!)
         fuzz_names+=("$name")
+        [[ ${#fuzz_pids[@]} -lt $jobs_max ]] || fuzz_wait
 done
-fuzz_passed=0
-fuzz_failed=0
-for i in "${!fuzz_pids[@]}"; do
-        name=${fuzz_names[$i]}
-        if wait "${fuzz_pids[$i]}"; then
-                tail -n 15 "build-fuzz/fuzz-$name.log"
-                stages+=("ok      fuzz-$name")
-                fuzz_passed=$((fuzz_passed + 1))
-        else
-                tail -n 80 "build-fuzz/fuzz-$name.log"
-                echo "fuzz-$name FAILED; reproducer in build-fuzz/artifacts/"
-                stages+=("FAILED  fuzz-$name")
-                failed_stages=$((failed_stages + 1))
-                fuzz_failed=$((fuzz_failed + 1))
-        fi
-done
+fuzz_wait
 
 banner "summary"
 printf '%s\n' "${stages[@]}"
