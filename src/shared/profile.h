@@ -16,6 +16,11 @@
 #define PROFILE_KEEPALIVE_COUNT_MAX_DEFAULT 3u
 /* Caps on repeatable keys, so a file or a control client cannot make us allocate without limit. */
 #define PROFILE_LIST_MAX 64u
+/* Longest Identity=, TLSCA=, PasswordFile= path: below PATH_MAX so that every setting,
+ * normalised, still fits on one INI_LINE_MAX line and the file form round-trips. */
+#define PROFILE_PATH_MAX 4000u
+/* Longest unix socket path for listeners and Remote= targets: sizeof(sun_path) - 1. */
+#define PROFILE_SOCKET_PATH_MAX 107u
 
 typedef enum HostKeyPolicy {
         HOST_KEY_POLICY_STRICT,
@@ -54,7 +59,7 @@ typedef struct Profile {
         uint16_t server_port;
         char *user; /* NULL: PROFILE_USER_DEFAULT */
         char *identity;
-        char **host_keys; /* NULL-terminated, "SHA256:<43 base64 chars>" */
+        char **host_keys; /* NULL-terminated, "SHA256:<43 base64 chars>"; never NULL after profile_new() */
         HostKeyPolicy host_key_policy;
         Transport transport;
         char *tls_server_name;
@@ -114,6 +119,15 @@ int profile_parse(const char *name, const char *text, size_t size, Profile **ret
 /* Whole-profile checks: Server= present, TLS keys only with Transport=tls, SOCKS auth
  * needs both Username= and PasswordFile=, no listen address used twice within the profile. */
 int profile_validate(const Profile *p, ProfileError *err);
+
+/* True when a and b hold the same name and settings; source and read_only are ignored, and
+ * a never-set Listen= equals an explicit Listen=127.0.0.1:1080. */
+bool profile_equal(const Profile *a, const Profile *b);
+
+/* The SOCKS listen addresses in effect: the configured ones, the default 127.0.0.1:1080
+ * when Listen= was never set, none when SOCKS is disabled. Returns the count; *ret points
+ * into p or to static storage. */
+size_t profile_socks_listen(const Profile *p, const Address **ret);
 
 /* Returns -EADDRINUSE when a and b would listen on the same local address (SOCKS and Local=
  * listeners; equal unix paths; same port with equal or wildcard host), naming b's field. */
