@@ -23,14 +23,19 @@ setup() {
 
 stages=()
 failed_stages=0
-# stage NAME CMD...: runs a test stage, remembers its outcome and goes on with the next.
+meson_logs=()
+# stage NAME TESTLOG CMD...: runs a meson test stage, remembers its outcome and its JSON
+# log (for the closing count) and goes on with the next.
 stage() {
-        local name=$1
-        shift
+        local name=$1 log=$2
+        shift 2
+        rm -f "$log"
         if "$@"; then
                 stages+=("ok      $name")
+                meson_logs+=("ok:$log")
         else
                 stages+=("FAILED  $name")
+                meson_logs+=("fail:$log")
                 failed_stages=$((failed_stages + 1))
         fi
 }
@@ -48,23 +53,20 @@ setup build -Dwerror=true
 meson compile -C build
 
 banner "tests: unit, integration, units, systemd container"
-rm -f build/meson-logs/testlog.json
-stage "tests" meson test -C build -v --print-errorlogs
+stage "tests" build/meson-logs/testlog.json meson test -C build -v --print-errorlogs
 
 banner "build (ASan+UBSan)"
 setup build-asan -Dwerror=true -Db_sanitize=address,undefined -Db_lundef=false
 meson compile -C build-asan
 
 banner "tests under ASan+UBSan (without the container test)"
-rm -f build-asan/meson-logs/testlog.json
-stage "tests (ASan+UBSan)" env \
+stage "tests (ASan+UBSan)" build-asan/meson-logs/testlog.json env \
         ASAN_OPTIONS=halt_on_error=1:abort_on_error=1:detect_leaks=1 \
         UBSAN_OPTIONS=halt_on_error=1:abort_on_error=1:print_stacktrace=1 \
         meson test -C build-asan -v --print-errorlogs --no-suite systemd
 
 banner "unit tests under valgrind"
-rm -f build/meson-logs/testlog-valgrind.json
-stage "unit tests (valgrind)" meson test -C build --setup=valgrind --suite unit -v --print-errorlogs
+stage "unit tests (valgrind)" build/meson-logs/testlog-valgrind.json meson test -C build --setup=valgrind --suite unit -v --print-errorlogs
 
 banner "build (clang, libFuzzer)"
 # The fuzz targets live under tests/, so the tests stay enabled in this build. Every
@@ -133,26 +135,28 @@ fuzz_wait
 banner "summary"
 printf '%s\n' "${stages[@]}"
 # One closing line over every test run above: meson's results from its JSON logs, plus
-# one entry per fuzz target.
-python3 - "$fuzz_passed" "$fuzz_failed" \
-        build/meson-logs/testlog.json \
-        build-asan/meson-logs/testlog.json \
-        build/meson-logs/testlog-valgrind.json <<'PY'
+# one entry per fuzz target. A stage that failed without a failed test in its log (it
+# did not build, or meson itself failed) counts as one failure.
+python3 - "$fuzz_passed" "$fuzz_failed" "${meson_logs[@]}" <<'PY'
 import json, os, sys
 
 passed, failed, skipped = int(sys.argv[1]), int(sys.argv[2]), 0
-for path in sys.argv[3:]:
-    if not os.path.exists(path):
-        continue
-    with open(path) as f:
-        for line in f:
-            result = json.loads(line).get("result")
-            if result in ("OK", "EXPECTEDFAIL"):
-                passed += 1
-            elif result == "SKIP":
-                skipped += 1
-            else:
-                failed += 1
+for entry in sys.argv[3:]:
+    status, path = entry.split(":", 1)
+    stage_failed = 0
+    if os.path.exists(path):
+        with open(path) as f:
+            for line in f:
+                result = json.loads(line).get("result")
+                if result in ("OK", "EXPECTEDFAIL"):
+                    passed += 1
+                elif result == "SKIP":
+                    skipped += 1
+                else:
+                    stage_failed += 1
+    if status == "fail" and stage_failed == 0:
+        stage_failed = 1
+    failed += stage_failed
 print("total: %d passed, %d failed, %d skipped" % (passed, failed, skipped))
 PY
 
