@@ -11,7 +11,7 @@ build_deps=(
 )
 test_deps=(
         systemd systemd-container man-db
-        openssh-server openssh-client openssl curl socat
+        openssh-server openssh-client openssl curl socat nginx
         valgrind libclang-rt-14-dev
         util-linux iproute2 procps
 )
