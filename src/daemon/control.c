@@ -71,6 +71,9 @@ struct ControlConnection {
         char *out;
         size_t out_start, out_end, out_allocated;
 
+        ControlCloseCallback close_cb;
+        void *close_userdata;
+
         uint64_t last_active; /* CLOCK_MONOTONIC µs of the last call, for eviction */
         unsigned busy;        /* > 0 while one of our callbacks runs on this connection */
         bool in_flight;       /* a call awaits its final reply */
@@ -103,6 +106,10 @@ static void connection_free(ControlConnection *c) {
 
         if (!c)
                 return;
+        if (c->close_cb) {
+                ControlCloseCallback cb = TAKE_PTR(c->close_cb);
+                cb(c, c->close_userdata);
+        }
         s = c->server;
         if (c->prev)
                 c->prev->next = c->next;
@@ -251,6 +258,11 @@ int control_reply_invalid_parameter(ControlConnection *c, const char *name) {
 
 const ControlPeer *control_connection_peer(const ControlConnection *c) {
         return &c->peer;
+}
+
+void control_connection_set_close_callback(ControlConnection *c, ControlCloseCallback cb, void *userdata) {
+        c->close_cb = cb;
+        c->close_userdata = userdata;
 }
 
 bool control_connection_more(const ControlConnection *c) {

@@ -73,8 +73,15 @@ int control_server_add_connection(ControlServer *s, int fd, ControlConnection **
 size_t control_server_n_connections(const ControlServer *s);
 
 const ControlPeer *control_connection_peer(const ControlConnection *c);
+
+/* Called once when the connection goes away (peer hung up, error, server freed), so that
+ * whoever holds it for a later reply (Up waiting, Monitor) lets go. */
+typedef void (*ControlCloseCallback)(ControlConnection *c, void *userdata);
+void control_connection_set_close_callback(ControlConnection *c, ControlCloseCallback cb, void *userdata);
 bool control_connection_more(const ControlConnection *c);
 int control_reply(ControlConnection *c, struct json_object *parameters);
+/* A reply with "continues": true; for calls without "more" it is the final reply. Outside
+ * a handler, a negative return means the connection is gone (its close callback ran). */
 int control_reply_more(ControlConnection *c, struct json_object *parameters);
 int control_reply_error(ControlConnection *c, const char *error, struct json_object *parameters);
 /* Replies org.varlink.service.InvalidParameter {"parameter": name}. */

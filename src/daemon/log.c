@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <systemd/sd-journal.h>
 
 #include "log.h"
 
@@ -71,4 +72,29 @@ int log_internal(int level, int error, const char *fmt, ...) {
 
         errno = saved;
         return -error;
+}
+
+void log_profile(int level, const char *profile, const char *message_id, const char *fmt, ...) {
+        char message[1024];
+        va_list ap;
+
+        if (level > max_level)
+                return;
+        va_start(ap, fmt);
+        (void) vsnprintf(message, sizeof message, fmt, ap);
+        va_end(ap);
+
+        if (use_prefix) {
+                int r;
+
+                if (message_id)
+                        r = sd_journal_send("MESSAGE=%s", message, "PRIORITY=%i", level, "ALKNET_PROFILE=%s", profile,
+                                            "MESSAGE_ID=%s", message_id, "SYSLOG_IDENTIFIER=alknetd", NULL);
+                else
+                        r = sd_journal_send("MESSAGE=%s", message, "PRIORITY=%i", level, "ALKNET_PROFILE=%s", profile,
+                                            "SYSLOG_IDENTIFIER=alknetd", NULL);
+                if (r >= 0)
+                        return;
+        }
+        (void) log_internal(level, 0, "%s", message);
 }

@@ -36,3 +36,12 @@ int log_internal(int level, int error, const char *fmt, ...) _printf_(3, 4);
 #define log_error_errno(e, ...) log_full_errno(LOG_ERR, e, __VA_ARGS__)
 
 #define log_oom() log_error_errno(ENOMEM, "Out of memory.")
+
+/* MESSAGE_ID= of events an admin filters on (journalctl MESSAGE_ID=...). */
+#define ALKNET_MESSAGE_TUNNEL_STATE "c8274bf101d845f1974ee46452c9e95d"
+#define ALKNET_MESSAGE_HOSTKEY "59c63aa34ad14b838eb9d90eadca074e"
+
+/* Logs a line about one profile. Under journald it is sent with the structured fields
+ * ALKNET_PROFILE= and MESSAGE_ID= (when message_id is set); elsewhere it is a plain line.
+ * Never pass destinations, names looked up for them, or per-connection byte counts. */
+void log_profile(int level, const char *profile, const char *message_id, const char *fmt, ...) _printf_(4, 5);

@@ -4,6 +4,7 @@
 #include "log.h"
 #include "manager.h"
 #include "profile-json.h"
+#include "varlink.h"
 
 #define MANAGER_INTERFACE "io.alknet.Manager"
 #define ERROR_NO_SUCH_PROFILE MANAGER_INTERFACE ".NoSuchProfile"
@@ -12,6 +13,8 @@
 #define ERROR_INVALID_PROFILE MANAGER_INTERFACE ".InvalidProfile"
 #define ERROR_PERMISSION_DENIED MANAGER_INTERFACE ".PermissionDenied"
 #define ERROR_STORAGE_FAILED MANAGER_INTERFACE ".StorageFailed"
+#define ERROR_NO_HOST_KEY_TO_TRUST MANAGER_INTERFACE ".NoHostKeyToTrust"
+#define ERROR_FINGERPRINT_MISMATCH MANAGER_INTERFACE ".FingerprintMismatch"
 
 /* More settings than keys times list entries can never be valid; refuse them early. */
 #define SETTINGS_MAX 1024u
@@ -215,7 +218,7 @@ static int method_add_profile(ControlConnection *c, struct json_object *paramete
         p = NULL; /* the store owns it now */
 
         log_notice("Profile %s added", name);
-        manager_update_status(m);
+        (void) manager_sync_tunnels(m);
         return reply_profile(c, profile_store_get(m->store, name));
 }
 
@@ -267,6 +270,7 @@ static int method_update_profile(ControlConnection *c, struct json_object *param
         p = NULL;
 
         log_notice("Profile %s updated", name);
+        (void) manager_sync_tunnels(m);
         return reply_profile(c, profile_store_get(m->store, name));
 }
 
@@ -292,7 +296,7 @@ static int method_remove_profile(ControlConnection *c, struct json_object *param
                 return reply_storage_failed(c, r);
         }
         log_notice("Profile %s removed", name);
-        manager_update_status(m);
+        (void) manager_sync_tunnels(m);
         return control_reply(c, NULL);
 }
 
@@ -329,6 +333,222 @@ static int method_reload(ControlConnection *c, struct json_object *parameters, v
                                            "problems", TAKE_PTR(a)));
 }
 
+static int get_optional_bool(ControlConnection *c, struct json_object *parameters, const char *key, bool def, bool *ret) {
+        struct json_object *v;
+
+        if (!json_object_object_get_ex(parameters, key, &v) || json_object_is_type(v, json_type_null)) {
+                *ret = def;
+                return 0;
+        }
+        if (!json_object_is_type(v, json_type_boolean)) {
+                (void) control_reply_invalid_parameter(c, key);
+                return -EINVAL;
+        }
+        *ret = json_object_get_boolean(v);
+        return 0;
+}
+
+static int reply_status(ControlConnection *c, ClientTunnel *t, const char *extra_key, const char *extra_value) {
+        struct json_object *status, *p;
+        int r;
+
+        r = client_tunnel_status_json(t, &status);
+        if (r < 0)
+                return r;
+        p = object_new("status", status, extra_key, extra_key ? json_object_new_string(extra_value) : NULL);
+        if (!p)
+                return -ENOMEM;
+        return control_reply(c, p);
+}
+
+/* Finds the tunnel of the call's "name", answering NoSuchProfile itself. */
+static int get_tunnel(ControlConnection *c, Manager *m, struct json_object *parameters, const char *const *allowed,
+                      ClientTunnel **ret) {
+        const char *name;
+
+        if (check_parameters(c, parameters, allowed) < 0 || get_name(c, parameters, &name) < 0)
+                return -EINVAL;
+        *ret = manager_get_tunnel(m, name);
+        if (!*ret) {
+                (void) reply_error_name(c, ERROR_NO_SUCH_PROFILE, name);
+                return -ENOENT;
+        }
+        return 0;
+}
+
+static int bring_up(ControlConnection *c, Manager *m, ClientTunnel *t, bool wait) {
+        _cleanup_(freep) char *error = NULL;
+        int r;
+
+        r = client_tunnel_up(t, &error);
+        if (r < 0) {
+                ProfileError e = { .field = "Listen" };
+
+                (void) snprintf(e.reason, sizeof e.reason, "cannot listen on %.160s: %s", strna(error), strerror(-r));
+                return reply_invalid_profile(c, &e);
+        }
+        manager_update_status(m);
+        switch (client_tunnel_state(t)) {
+        case TUNNEL_CONNECTING:
+        case TUNNEL_AUTHENTICATING:
+                if (wait) {
+                        r = manager_add_waiter(m, c, client_tunnel_name(t));
+                        if (r < 0)
+                                return r;
+                        return 0; /* answered by the state hook */
+                }
+                _fallthrough_;
+        default:
+                return reply_status(c, t, NULL, NULL);
+        }
+}
+
+static int method_up(ControlConnection *c, struct json_object *parameters, void *userdata) {
+        static const char *const allowed[] = { "name", "wait", NULL };
+        Manager *m = userdata;
+        ClientTunnel *t;
+        bool wait;
+
+        if (get_tunnel(c, m, parameters, allowed, &t) < 0 || get_optional_bool(c, parameters, "wait", true, &wait) < 0)
+                return 0;
+        if (m->stopping)
+                return reply_status(c, t, NULL, NULL);
+        return bring_up(c, m, t, wait);
+}
+
+static int method_down(ControlConnection *c, struct json_object *parameters, void *userdata) {
+        static const char *const allowed[] = { "name", NULL };
+        Manager *m = userdata;
+        ClientTunnel *t;
+
+        if (get_tunnel(c, m, parameters, allowed, &t) < 0)
+                return 0;
+        client_tunnel_down(t);
+        manager_update_status(m);
+        return reply_status(c, t, NULL, NULL);
+}
+
+static int method_restart(ControlConnection *c, struct json_object *parameters, void *userdata) {
+        static const char *const allowed[] = { "name", "wait", NULL };
+        Manager *m = userdata;
+        ClientTunnel *t;
+        bool wait;
+
+        if (get_tunnel(c, m, parameters, allowed, &t) < 0 || get_optional_bool(c, parameters, "wait", true, &wait) < 0)
+                return 0;
+        client_tunnel_down(t);
+        if (m->stopping)
+                return reply_status(c, t, NULL, NULL);
+        return bring_up(c, m, t, wait);
+}
+
+static int method_status(ControlConnection *c, struct json_object *parameters, void *userdata) {
+        static const char *const allowed[] = { "name", NULL };
+        Manager *m = userdata;
+        _cleanup_(json_object_putp) struct json_object *a = NULL;
+        struct json_object *v;
+        const char *name = NULL;
+        int r;
+
+        if (check_parameters(c, parameters, allowed) < 0)
+                return 0;
+        if (json_object_object_get_ex(parameters, "name", &v) && !json_object_is_type(v, json_type_null)) {
+                if (!json_object_is_type(v, json_type_string))
+                        return control_reply_invalid_parameter(c, "name");
+                name = json_object_get_string(v);
+                if (!manager_get_tunnel(m, name))
+                        return reply_error_name(c, ERROR_NO_SUCH_PROFILE, name);
+        }
+        a = json_object_new_array();
+        if (!a)
+                return -ENOMEM;
+        for (size_t i = 0; i < m->n_tunnels; i++) {
+                struct json_object *o;
+
+                if (name && !streq(name, client_tunnel_name(m->tunnels[i])))
+                        continue;
+                r = client_tunnel_status_json(m->tunnels[i], &o);
+                if (r < 0)
+                        return r;
+                json_object_array_add(a, o);
+        }
+        return control_reply(c, object_new("tunnels", TAKE_PTR(a), NULL, NULL));
+}
+
+static int method_trust(ControlConnection *c, struct json_object *parameters, void *userdata) {
+        static const char *const allowed[] = { "name", "fingerprint", NULL };
+        Manager *m = userdata;
+        _cleanup_(freep) char *presented = NULL, *name = NULL;
+        struct json_object *v;
+        const char *want = NULL;
+        ClientTunnel *t;
+        Profile *p;
+        int r;
+
+        if (get_tunnel(c, m, parameters, allowed, &t) < 0)
+                return 0;
+        /* The tunnel's own copy of the name goes away when the pin changes its profile. */
+        name = strdup(client_tunnel_name(t));
+        if (!name)
+                return -ENOMEM;
+        if (json_object_object_get_ex(parameters, "fingerprint", &v) && !json_object_is_type(v, json_type_null)) {
+                if (!json_object_is_type(v, json_type_string))
+                        return control_reply_invalid_parameter(c, "fingerprint");
+                want = json_object_get_string(v);
+        }
+        if (!client_tunnel_presented_host_key(t))
+                return reply_error_name(c, ERROR_NO_HOST_KEY_TO_TRUST, name);
+        presented = strdup(client_tunnel_presented_host_key(t));
+        if (!presented)
+                return -ENOMEM;
+        if (want && !streq(want, presented))
+                return control_reply_error(c, ERROR_FINGERPRINT_MISMATCH,
+                                           object_new("name", json_object_new_string(name),
+                                                      "presented", json_object_new_string(presented)));
+        p = profile_store_get(m->store, name);
+        if (p && p->read_only)
+                return control_reply_error(c, ERROR_READ_ONLY_PROFILE,
+                                           object_new("name", json_object_new_string(name),
+                                                      "file", json_object_new_string(strempty(p->source))));
+        r = manager_pin_host_key(m, name, presented);
+        if (r < 0) {
+                ProfileError err = { .field = "HostKey" };
+                if (r == -ENOMEM)
+                        return r;
+                (void) snprintf(err.reason, sizeof err.reason, "cannot pin: %s", strerror(-r));
+                return reply_invalid_profile(c, &err);
+        }
+        log_profile(LOG_NOTICE, name, ALKNET_MESSAGE_HOSTKEY, "Tunnel %s: host key %s trusted by uid %u", name, presented,
+                    (unsigned) control_connection_peer(c)->uid);
+        (void) manager_sync_tunnels(m); /* a failed tunnel retries with the new pin */
+        t = manager_get_tunnel(m, name);
+        if (!t)
+                return reply_error_name(c, ERROR_NO_SUCH_PROFILE, name);
+        return reply_status(c, t, "fingerprint", presented);
+}
+
+static int method_monitor(ControlConnection *c, struct json_object *parameters, void *userdata) {
+        static const char *const allowed[] = { NULL };
+        Manager *m = userdata;
+        int r;
+
+        if (check_parameters(c, parameters, allowed) < 0)
+                return 0;
+        if (!control_connection_more(c))
+                return control_reply_error(c, VARLINK_ERROR_EXPECTED_MORE, NULL);
+        for (size_t i = 0; i < m->n_tunnels; i++) {
+                struct json_object *o;
+
+                r = client_tunnel_status_json(m->tunnels[i], &o);
+                if (r < 0)
+                        return r;
+                r = control_reply_more(c, object_new("status", o, NULL, NULL));
+                if (r < 0)
+                        return 0; /* the connection is gone */
+        }
+        return manager_add_waiter(m, c, NULL);
+}
+
 static const ControlMethod manager_methods[] = {
         { "ListProfiles", method_list_profiles, false },
         { "GetProfile", method_get_profile, false },
@@ -336,6 +556,12 @@ static const ControlMethod manager_methods[] = {
         { "UpdateProfile", method_update_profile, true },
         { "RemoveProfile", method_remove_profile, true },
         { "Reload", method_reload, true },
+        { "Up", method_up, true },
+        { "Down", method_down, true },
+        { "Restart", method_restart, true },
+        { "Status", method_status, false },
+        { "Trust", method_trust, true },
+        { "Monitor", method_monitor, false },
 };
 
 static const ControlInterface manager_interface = {

@@ -49,7 +49,7 @@ static int load_all(Manager *m, LoadProblems *problems) {
         r = profile_store_load(m->store, problems);
         if (r < 0)
                 return log_error_errno(r, "Failed to load profiles: %m");
-        return 0;
+        return manager_sync_tunnels(m);
 }
 
 int manager_reload(Manager *m, LoadProblems *problems) {
@@ -66,15 +66,245 @@ int manager_reload(Manager *m, LoadProblems *problems) {
 }
 
 void manager_update_status(Manager *m) {
-        (void) sd_notifyf(false, "STATUS=%zu profiles, 0 tunnels up", m->store->n_profiles);
+        size_t up = 0, wanted = 0;
+
+        for (size_t i = 0; i < m->n_tunnels; i++) {
+                TunnelState st = client_tunnel_state(m->tunnels[i]);
+                if (st != TUNNEL_DOWN)
+                        wanted++;
+                if (st == TUNNEL_UP)
+                        up++;
+        }
+        (void) sd_notifyf(false, "STATUS=%zu/%zu tunnels up, %zu profiles", up, wanted, m->store->n_profiles);
+}
+
+ClientTunnel *manager_get_tunnel(Manager *m, const char *name) {
+        for (size_t i = 0; i < m->n_tunnels; i++)
+                if (streq(client_tunnel_name(m->tunnels[i]), name))
+                        return m->tunnels[i];
+        return NULL;
+}
+
+static void waiter_free(Manager *m, Waiter *w) {
+        if (w->prev)
+                w->prev->next = w->next;
+        else
+                m->waiters = w->next;
+        if (w->next)
+                w->next->prev = w->prev;
+        free(w->name);
+        free(w);
+}
+
+static void waiter_connection_closed(ControlConnection *c, void *userdata) {
+        Manager *m = userdata;
+
+        for (Waiter *w = m->waiters, *next; w; w = next) {
+                next = w->next;
+                if (w->connection == c)
+                        waiter_free(m, w);
+        }
+}
+
+int manager_add_waiter(Manager *m, ControlConnection *c, const char *name) {
+        Waiter *w;
+
+        w = calloc(1, sizeof *w);
+        if (!w)
+                return -ENOMEM;
+        if (name) {
+                w->name = strdup(name);
+                if (!w->name) {
+                        free(w);
+                        return -ENOMEM;
+                }
+        }
+        w->connection = c;
+        w->next = m->waiters;
+        if (w->next)
+                w->next->prev = w;
+        m->waiters = w;
+        control_connection_set_close_callback(c, waiter_connection_closed, m);
+        return 0;
+}
+
+static bool state_is_outcome(TunnelState s) {
+        return s == TUNNEL_UP || s == TUNNEL_BACKOFF || s == TUNNEL_FAILED || s == TUNNEL_DOWN;
+}
+
+static void on_tunnel_state(ClientTunnel *t, void *userdata) {
+        Manager *m = userdata;
+        const char *name = client_tunnel_name(t);
+        TunnelState st = client_tunnel_state(t);
+
+        for (Waiter *w = m->waiters, *next; w; w = next) {
+                struct json_object *status, *p;
+                ControlConnection *c = w->connection;
+                bool final;
+
+                next = w->next;
+                if (w->name && (!streq(w->name, name) || !state_is_outcome(st)))
+                        continue;
+                if (client_tunnel_status_json(t, &status) < 0)
+                        continue;
+                p = json_object_new_object();
+                if (!p) {
+                        json_object_put(status);
+                        continue;
+                }
+                json_object_object_add(p, "status", status);
+                final = w->name != NULL;
+                if (final) {
+                        /* Up got its answer: this waiter is done. */
+                        control_connection_set_close_callback(c, NULL, NULL);
+                        waiter_free(m, w);
+                        (void) control_reply(c, p);
+                } else
+                        (void) control_reply_more(c, p); /* on failure the close callback removed w */
+        }
+        manager_update_status(m);
+}
+
+static int on_pin_host_key(ClientTunnel *t, const char *fingerprint, void *userdata) {
+        return manager_pin_host_key(userdata, client_tunnel_name(t), fingerprint);
+}
+
+int manager_sync_tunnels(Manager *m) {
+        static const ClientTunnelHooks hooks = {
+                .state_changed = on_tunnel_state,
+                .pin_host_key = on_pin_host_key,
+        };
+        ClientTunnel **l;
+        size_t n = 0;
+        int r = 0;
+
+        l = calloc(MAX(m->store->n_profiles, (size_t) 1), sizeof *l);
+        if (!l)
+                return -ENOMEM;
+        for (size_t i = 0; i < m->store->n_profiles; i++) {
+                const Profile *p = m->store->profiles[i];
+                ClientTunnel *t = NULL;
+
+                for (size_t j = 0; j < m->n_tunnels; j++)
+                        if (m->tunnels[j] && streq(client_tunnel_name(m->tunnels[j]), p->name)) {
+                                t = TAKE_PTR(m->tunnels[j]);
+                                break;
+                        }
+                if (t) {
+                        _cleanup_(freep) char *error = NULL;
+                        int k = client_tunnel_set_profile(t, p, &error);
+                        if (k < 0)
+                                log_profile(LOG_ERR, p->name, NULL, "Tunnel %s: cannot apply the changed profile: %s: %s",
+                                            p->name, strna(error), strerror(-k));
+                } else {
+                        int k = client_tunnel_new(m->event, p, m->state_dir, &hooks, m, &t);
+                        if (k < 0) {
+                                r = k;
+                                continue;
+                        }
+                }
+                l[n++] = t;
+        }
+        /* Tunnels whose profile is gone. */
+        for (size_t j = 0; j < m->n_tunnels; j++)
+                if (m->tunnels[j]) {
+                        client_tunnel_down(m->tunnels[j]);
+                        client_tunnel_free(m->tunnels[j]);
+                }
+        free(m->tunnels);
+        m->tunnels = l;
+        m->n_tunnels = n;
+        manager_update_status(m);
+        return r;
+}
+
+void manager_autostart(Manager *m) {
+        for (size_t i = 0; i < m->n_tunnels; i++) {
+                const Profile *p = profile_store_get(m->store, client_tunnel_name(m->tunnels[i]));
+                _cleanup_(freep) char *error = NULL;
+                int r;
+
+                if (!p || !p->auto_start)
+                        continue;
+                r = client_tunnel_up(m->tunnels[i], &error);
+                if (r < 0)
+                        log_profile(LOG_ERR, p->name, NULL, "Tunnel %s: cannot listen on %s: %s", p->name, strna(error),
+                                    strerror(-r));
+        }
+}
+
+int manager_pin_host_key(Manager *m, const char *name, const char *fingerprint) {
+        _cleanup_(profile_freep) Profile *p = NULL;
+        ProfileError err = {};
+        Profile *old;
+        int r;
+
+        old = profile_store_get(m->store, name);
+        if (!old)
+                return -ENOENT;
+        if (old->read_only)
+                return -EROFS;
+        r = profile_dup(old, &p);
+        if (r < 0)
+                return r;
+        r = profile_set(p, "HostKey", fingerprint, &err);
+        if (r < 0)
+                return r;
+        r = profile_store_replace(m->store, p, &err);
+        if (r < 0)
+                return r;
+        TAKE_PTR(p);
+        log_notice("Profile %s: pinned host key %s", name, fingerprint);
+        return 0;
+}
+
+static void on_network_change(Netwatch *w, unsigned changes, void *userdata) {
+        Manager *m = userdata;
+
+        for (size_t i = 0; i < m->n_tunnels; i++)
+                client_tunnel_network_changed(m->tunnels[i]);
+}
+
+static size_t channels_open(Manager *m) {
+        size_t n = 0;
+        for (size_t i = 0; i < m->n_tunnels; i++)
+                n += client_tunnel_n_channels(m->tunnels[i]);
+        return n;
+}
+
+/* Shutdown: listeners are closed at once, open streams get up to TUNNEL_DRAIN_USEC to
+ * finish, then the sessions are disconnected as the manager is freed. */
+static int on_drain(sd_event_source *s, uint64_t usec, void *userdata) {
+        Manager *m = userdata;
+        uint64_t t;
+
+        (void) sd_event_now(m->event, CLOCK_MONOTONIC, &t);
+        if (channels_open(m) == 0 || usec >= m->drain_deadline)
+                return sd_event_exit(m->event, 0);
+        return sd_event_source_set_time(s, t + 50 * USEC_PER_MSEC);
 }
 
 static int on_terminate(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
         Manager *m = userdata;
+        uint64_t t;
+        int r;
 
+        if (m->stopping)
+                return 0;
+        m->stopping = true;
         log_info("Stopping");
         (void) sd_notify(false, "STOPPING=1\nSTATUS=Stopping");
-        return sd_event_exit(m->event, 0);
+        for (size_t i = 0; i < m->n_tunnels; i++)
+                client_tunnel_stop_accepting(m->tunnels[i]);
+        if (channels_open(m) == 0)
+                return sd_event_exit(m->event, 0);
+
+        (void) sd_event_now(m->event, CLOCK_MONOTONIC, &t);
+        m->drain_deadline = t + TUNNEL_DRAIN_USEC;
+        r = sd_event_add_time(m->event, &m->drain_timer, CLOCK_MONOTONIC, t + 50 * USEC_PER_MSEC, 1, on_drain, m);
+        if (r < 0)
+                return sd_event_exit(m->event, 0);
+        return 0;
 }
 
 static int on_reload(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
@@ -142,6 +372,11 @@ int manager_new(const char *config_dir, const char *state_dir, Manager **ret) {
         if (r < 0)
                 return r;
 
+        /* Without rtnetlink (odd sandboxes) tunnels still retry on their own schedule. */
+        r = netwatch_new(m->event, on_network_change, m, &m->netwatch);
+        if (r < 0)
+                log_warning_errno(r, "Cannot watch for network changes, retries follow the backoff only: %m");
+
         *ret = TAKE_PTR(m);
         return 0;
 }
@@ -149,7 +384,15 @@ int manager_new(const char *config_dir, const char *state_dir, Manager **ret) {
 Manager *manager_free(Manager *m) {
         if (!m)
                 return NULL;
+        /* Waiting control calls are answered by their connections closing. */
         control_server_free(m->control);
+        for (size_t i = 0; i < m->n_tunnels; i++)
+                client_tunnel_free(m->tunnels[i]);
+        free(m->tunnels);
+        while (m->waiters)
+                waiter_free(m, m->waiters);
+        netwatch_free(m->netwatch);
+        sd_event_source_disable_unref(m->drain_timer);
         profile_store_free(m->store);
         sd_event_source_disable_unref(m->sigterm);
         sd_event_source_disable_unref(m->sigint);
@@ -174,6 +417,7 @@ int manager_run(Manager *m) {
         int r;
 
         log_info("alknetd %s running, %zu profiles", PACKAGE_VERSION, m->store->n_profiles);
+        manager_autostart(m);
         (void) sd_notify(false, "READY=1");
         manager_update_status(m);
 

@@ -4,10 +4,20 @@
 
 #include <systemd/sd-event.h>
 
+#include "client-tunnel.h"
 #include "control.h"
 #include "daemon-config.h"
 #include "load-problem.h"
+#include "netwatch.h"
 #include "profile-store.h"
+
+/* A control connection waiting for tunnel news: an Up that answers once the attempt has
+ * an outcome, or a Monitor that streams every change. */
+typedef struct Waiter {
+        struct Waiter *prev, *next;
+        ControlConnection *connection;
+        char *name; /* Up: the profile; Monitor: NULL */
+} Waiter;
 
 typedef struct Manager {
         sd_event *event;
@@ -17,6 +27,14 @@ typedef struct Manager {
         ProfileStore *store;
         ControlServer *control;
         sd_event_source *sigterm, *sigint, *sighup;
+
+        ClientTunnel **tunnels; /* one per profile, in store order */
+        size_t n_tunnels;
+        Netwatch *netwatch;
+        Waiter *waiters;
+        bool stopping;
+        sd_event_source *drain_timer;
+        uint64_t drain_deadline;
 } Manager;
 
 /* Creates the loop and loads configuration and profiles (problems are logged). */
@@ -39,6 +57,21 @@ void manager_update_status(Manager *m);
 
 /* The authorizer of changing control calls: uid 0, our own uid, or the admin group. */
 bool manager_peer_is_admin(const ControlPeer *peer, void *userdata);
+
+ClientTunnel *manager_get_tunnel(Manager *m, const char *name);
+
+/* Creates, updates and removes tunnels so that there is one per profile (after a load or
+ * a profile change); a changed profile applies to its running tunnel. */
+int manager_sync_tunnels(Manager *m);
+
+/* Brings up the AutoStart=yes profiles. */
+void manager_autostart(Manager *m);
+
+/* Pins fingerprint into the named profile's HostKey= and stores it. -EROFS for admin files. */
+int manager_pin_host_key(Manager *m, const char *name, const char *fingerprint);
+
+/* Waiters: answered or streamed to from the tunnel state hook. */
+int manager_add_waiter(Manager *m, ControlConnection *c, const char *name);
 
 /* Registers io.alknet.Manager on m->control (manager-varlink.c). */
 int manager_varlink_register(Manager *m);

@@ -1,0 +1,34 @@
+/* Drives one non-blocking libssh session from the event loop: wakes on its fd, lets the
+ * owner do its libssh work, then flushes output and asks for EPOLLOUT only while output
+ * is really pending. Shared by the client tunnels and (later) the server role. */
+#pragma once
+
+#include <libssh/libssh.h>
+#include <systemd/sd-event.h>
+
+#include "macro.h"
+
+typedef struct SshPump SshPump;
+
+/* Runs the libssh work for one wakeup (connect or auth step, or message pump and relays).
+ * It may free the pump's owner only by returning after ssh_pump_free(): the pump does not
+ * touch itself after the handler returns a negative value. */
+typedef int (*SshPumpHandler)(SshPump *p, void *userdata);
+
+int ssh_pump_new(sd_event *e, ssh_session session, int fd, SshPumpHandler handler, void *userdata, SshPump **ret);
+SshPump *ssh_pump_free(SshPump *p);
+DEFINE_POINTER_CLEANUP_FUNC(SshPump, ssh_pump_free);
+
+/* Requests a handler pass from the loop soon (coalesced): for work that arrives without
+ * an fd event, e.g. a local socket made room or a channel open was queued. */
+void ssh_pump_schedule(SshPump *p);
+
+/* Writes libssh's pending output without blocking and arms EPOLLOUT while some remains.
+ * Returns 1 when everything is out, 0 when output is still pending, -EPIPE on a dead
+ * session. */
+int ssh_pump_flush(SshPump *p);
+
+/* True while libssh still holds unsent output (after the last flush). */
+int ssh_pump_congested(const SshPump *p);
+
+ssh_session ssh_pump_session(const SshPump *p);
