@@ -158,7 +158,17 @@ out_match "--version prints the version" '^alknetctl [0-9]+\.[0-9]+'
 t "help" 0 ctl help
 out_has "help lists the setting keys" "KeepaliveCountMax"
 out_has "help lists the add flags" "--socks-password-file"
-t "no verb is a usage error" 2 ctl
+# With no verb alknetctl runs status: same exit code, same profiles, same errors.
+ctl >"$T/noverb.out" 2>"$T/noverb.err"
+noverb_rc=$?
+ctl status >"$T/out" 2>"$T/err"
+rc=$?
+if [ "$noverb_rc" -eq "$rc" ] && [ "$(awk '{ print $1 }' "$T/noverb.out")" = "$(awk '{ print $1 }' "$T/out")" ] &&
+        cmp -s "$T/noverb.err" "$T/err"; then
+        ok "no verb runs status"
+else
+        bad "no verb runs status" "$(printf 'without a verb: exit %s\n%s\n%s\n' "$noverb_rc" "$(cat "$T/noverb.out")" "$(cat "$T/noverb.err")"; seen)"
+fi
 t "unknown verb" 2 ctl frobnicate
 err_line "unknown verb message" "alknetctl: unknown verb 'frobnicate' (see 'alknetctl --help')"
 t "show without a name" 2 ctl show

@@ -5,10 +5,12 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <math.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "config.h"
 #include "profile.h"
@@ -22,6 +24,7 @@ enum {
         EXIT_DAEMON_ERROR = 1, /* alknetd answered with an error, or a local failure */
         EXIT_USAGE = 2,
         EXIT_UNREACHABLE = 3, /* alknetd could not be reached or gave no valid answer */
+        EXIT_NOT_UP = 1, /* up/restart: the first attempt did not bring the tunnel up */
 };
 
 #define MANAGER "io.alknet.Manager."
@@ -30,6 +33,10 @@ enum {
 static const char *arg_socket = ALKNET_CONTROL_SOCKET;
 static bool arg_json = false;
 static uint64_t arg_timeout_usec = VARLINK_CLIENT_TIMEOUT_DEFAULT_USEC;
+static bool arg_timeout_set = false;
+static bool arg_no_wait = false;
+/* The fingerprint given to trust, for the FingerprintMismatch message. */
+static const char *arg_fingerprint = NULL;
 /* Settings from the flags of add/set, in command line order; sent before Key=Value ones. */
 static struct json_object *arg_settings = NULL;
 static const char *arg_first_setting_flag = NULL;
@@ -41,6 +48,7 @@ typedef struct Verb {
         int (*run)(int argc, char *argv[]);
         bool changes_state; /* needs root or the admin group */
         bool takes_settings; /* accepts the setting flags (--server ...) */
+        bool takes_no_wait; /* accepts --no-wait */
         const char *help;
 } Verb;
 
@@ -256,7 +264,17 @@ static int error_reply(const char *error, struct json_object *p) {
                 log_error("permission denied (run as root or as a member of the admin group)");
         else if (e && streq(e, "StorageFailed"))
                 log_error("alknetd could not store the profile: %s", strna(json_get_str(p, "reason")));
-        else if (streq(error, VARLINK_ERROR_METHOD_NOT_FOUND) || streq(error, VARLINK_ERROR_METHOD_NOT_IMPLEMENTED) ||
+        else if (e && streq(e, "NoHostKeyToTrust"))
+                log_error("no host key to trust: %s has not been presented one (run alknetctl up %s first)",
+                          strempty(name), strempty(name));
+        else if (e && streq(e, "FingerprintMismatch")) {
+                if (arg_fingerprint)
+                        log_error("the server presented %s, not %s; nothing pinned",
+                                  strna(json_get_str(p, "presented")), arg_fingerprint);
+                else
+                        log_error("the server presented %s, not the fingerprint given; nothing pinned",
+                                  strna(json_get_str(p, "presented")));
+        } else if (streq(error, VARLINK_ERROR_METHOD_NOT_FOUND) || streq(error, VARLINK_ERROR_METHOD_NOT_IMPLEMENTED) ||
                  streq(error, VARLINK_ERROR_INTERFACE_NOT_FOUND))
                 log_error("alknetd does not support '%s' (is it older than alknetctl?)",
                           strna(json_get_str(p, "method") ?: json_get_str(p, "interface")));
@@ -273,13 +291,13 @@ static int error_reply(const char *error, struct json_object *p) {
 
 /* Calls method (taking parameters) and hands back the reply's parameters, or prints the
  * error and returns the exit status for it. */
-static int call(const char *method, struct json_object *parameters, struct json_object **ret) {
+static int call_timeout(const char *method, struct json_object *parameters, uint64_t timeout_usec, struct json_object **ret) {
         _cleanup_(varlink_client_freep) VarlinkClient *c = NULL;
         _cleanup_(freep) char *error = NULL;
         struct json_object *reply = NULL;
         int r;
 
-        r = varlink_client_connect(arg_socket, arg_timeout_usec, &c);
+        r = varlink_client_connect(arg_socket, timeout_usec, &c);
         if (r < 0) {
                 json_object_put(parameters);
                 return error_connect(r);
@@ -296,6 +314,10 @@ static int call(const char *method, struct json_object *parameters, struct json_
 
         *ret = reply;
         return EXIT_OK;
+}
+
+static int call(const char *method, struct json_object *parameters, struct json_object **ret) {
+        return call_timeout(method, parameters, arg_timeout_usec, ret);
 }
 
 static struct json_object *name_parameters(const char *name) {
@@ -595,16 +617,582 @@ static int verb_reload(int argc, char *argv[]) {
         return EXIT_OK;
 }
 
+/* ---- tunnels ---- */
+
+/* up and restart wait for the outcome of the first attempt, which the daemon's own connect
+ * and handshake deadlines bound; the default --timeout would often cut that short. */
+#define UP_TIMEOUT_USEC (120 * USEC_PER_SEC)
+
+static uint64_t now_realtime_usec(void) {
+        struct timespec ts;
+
+        if (clock_gettime(CLOCK_REALTIME, &ts) < 0)
+                return 0;
+        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000u;
+}
+
+/* "3s", "2m05s", "1h02m", "3d04h": the two largest units, short enough for a column. */
+static void format_duration(uint64_t usec, char *buf, size_t size) {
+        uint64_t s = usec / USEC_PER_SEC;
+
+        if (s < 60)
+                snprintf(buf, size, "%" PRIu64 "s", s);
+        else if (s < 3600)
+                snprintf(buf, size, "%" PRIu64 "m%02" PRIu64 "s", s / 60, s % 60);
+        else if (s < 86400)
+                snprintf(buf, size, "%" PRIu64 "h%02" PRIu64 "m", s / 3600, s % 3600 / 60);
+        else
+                snprintf(buf, size, "%" PRIu64 "d%02" PRIu64 "h", s / 86400, s % 86400 / 3600);
+}
+
+/* "0.4ms", "9.9ms", "12ms": a tenth of a millisecond matters only on fast paths. */
+static void format_rtt(uint64_t usec, char *buf, size_t size) {
+        uint64_t tenths = (usec + 50) / 100;
+
+        if (tenths < 100)
+                snprintf(buf, size, "%" PRIu64 ".%" PRIu64 "ms", tenths / 10, tenths % 10);
+        else
+                snprintf(buf, size, "%" PRIu64 "ms", (usec + USEC_PER_MSEC / 2) / USEC_PER_MSEC);
+}
+
+/* "512B", "1.5KiB", "230.2MiB", "4.0GiB". */
+static void format_bytes(uint64_t n, char *buf, size_t size) {
+        static const char *const units[] = { "KiB", "MiB", "GiB", "TiB", "PiB", "EiB" };
+        double d = (double) n;
+        size_t i = 0;
+
+        if (n < 1024) {
+                snprintf(buf, size, "%" PRIu64 "B", n);
+                return;
+        }
+        d /= 1024;
+        /* 1023.96KiB would print as "1024.0KiB" */
+        while (d >= 1023.95 && i + 1 < ELEMENTSOF(units)) {
+                d /= 1024;
+                i++;
+        }
+        snprintf(buf, size, "%.1f%s", d, units[i]);
+}
+
+static void format_count(uint64_t n, char *buf, size_t size) {
+        snprintf(buf, size, "%" PRIu64, n);
+}
+
+/* The last RTT is only shown while up: next to "backoff" an old one would mislead. */
+static bool is_up(struct json_object *s) {
+        return streq_ptr(json_get_str(s, "state"), "up");
+}
+
+typedef void (*Formatter)(uint64_t v, char *buf, size_t size);
+
+/* The formatted integer field key of o, or NULL (shown as "-") when it is absent or null. */
+static const char *format_field(struct json_object *o, const char *key, Formatter f, char *buf, size_t size) {
+        int64_t v;
+
+        if (!json_get_int(o, key, &v) || v < 0)
+                return NULL;
+        f((uint64_t) v, buf, size);
+        return buf;
+}
+
+/* "up", "backoff (keepalive-timeout)", "failed (hostkey-unknown)" */
+static const char *format_state(struct json_object *s, char *buf, size_t size) {
+        const char *state = json_get_str(s, "state"), *reason = json_get_str(s, "reason");
+
+        if (isempty(state))
+                return NULL;
+        if (isempty(reason))
+                snprintf(buf, size, "%s", state);
+        else
+                snprintf(buf, size, "%s (%s)", state, reason);
+        return buf;
+}
+
+/* How long the tunnel has been in its state: the daemon's uptime when up (the session's
+ * age), else the time since the last change. */
+static const char *format_since(struct json_object *s, char *buf, size_t size) {
+        int64_t v;
+
+        if (is_up(s) && json_get_int(s, "uptimeUSec", &v) && v >= 0) {
+                format_duration((uint64_t) v, buf, size);
+                return buf;
+        }
+        if (json_get_int(s, "sinceUSec", &v) && v > 0) {
+                uint64_t n = now_realtime_usec();
+                format_duration(n > (uint64_t) v ? n - (uint64_t) v : 0, buf, size);
+                return buf;
+        }
+        return NULL;
+}
+
+/* "in 4s" until the next attempt, rounded to the nearest second: the daemon's jitter makes
+ * a 4 s step 3.6-4.4 s, which should read as "4s". NULL when there is none scheduled. */
+static const char *format_next_attempt(struct json_object *s, char *buf, size_t size) {
+        uint64_t n = now_realtime_usec();
+        int64_t v;
+        char d[32];
+
+        if (!json_get_int(s, "nextAttemptUSec", &v) || v <= 0)
+                return NULL;
+        if ((uint64_t) v <= n + USEC_PER_SEC / 2) {
+                snprintf(buf, size, "now");
+                return buf;
+        }
+        format_duration((uint64_t) v - n + USEC_PER_SEC / 2, d, sizeof(d));
+        snprintf(buf, size, "in %s", d);
+        return buf;
+}
+
+static bool is_hostkey_reason(const char *reason) {
+        return streq_ptr(reason, "hostkey-unknown") || streq_ptr(reason, "hostkey-mismatch");
+}
+
+/* "work-vps: up", "work-vps: backoff (connect-refused), retrying in 4s",
+ * "work-vps: failed (identity-unreadable): MESSAGE" */
+static void print_status_line(struct json_object *s, const char *fallback_name) {
+        const char *state = json_get_str(s, "state"), *reason = json_get_str(s, "reason");
+        const char *message = json_get_str(s, "message");
+        char buf[128], next[64];
+
+        put_value(json_get_str(s, "name") ?: fallback_name);
+        fputs(": ", stdout);
+        put_value(format_state(s, buf, sizeof(buf)));
+        if (streq_ptr(state, "backoff")) {
+                const char *in = format_next_attempt(s, next, sizeof(next));
+                fputs(", retrying", stdout);
+                if (in) {
+                        fputc(' ', stdout);
+                        put_value(in);
+                }
+        } else if (streq_ptr(state, "failed") && !is_hostkey_reason(reason) && !isempty(message)) {
+                /* final: without the detail there is nothing to act on */
+                fputs(": ", stdout);
+                put_value(message);
+        }
+        fputc('\n', stdout);
+}
+
+/* What to do about a host key the daemon would not accept. */
+static void print_hostkey_hint(struct json_object *s, const char *fallback_name) {
+        const char *reason = json_get_str(s, "reason"), *key = json_get_str(s, "presentedHostKey");
+        const char *name = json_get_str(s, "name") ?: fallback_name;
+
+        if (!streq_ptr(json_get_str(s, "state"), "failed") || !is_hostkey_reason(reason) || isempty(key))
+                return;
+
+        if (streq(reason, "hostkey-unknown")) {
+                fputs("The server presented host key ", stdout);
+                put_value(key);
+                fputs(" which is not pinned.\n"
+                      "Check it out of band (on the server: ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub), then run:\n"
+                      "    alknetctl trust ", stdout);
+        } else {
+                fputs("WARNING: THE SERVER PRESENTED A HOST KEY THAT IS NOT PINNED FOR ", stdout);
+                put_value(name);
+                fputs("!\n"
+                      "Someone could be intercepting the connection (man-in-the-middle attack), or the\n"
+                      "server's host key was replaced. No authentication was attempted, nothing was sent,\n"
+                      "and the tunnel will not retry. The server presented:\n"
+                      "    ", stdout);
+                put_value(key);
+                fputs("\n"
+                      "Only if the key really changed: check the new one out of band (on the server:\n"
+                      "ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub), then replace the pin:\n"
+                      "    alknetctl set ", stdout);
+                put_value(name);
+                fputs(" HostKey=\n"
+                      "    alknetctl up ", stdout);
+                put_value(name);
+                fputs("\n"
+                      "    alknetctl trust ", stdout);
+        }
+        put_value(name);
+        fputc(' ', stdout);
+        put_value(key);
+        fputc('\n', stdout);
+}
+
+static struct json_object *reply_status(struct json_object *reply) {
+        struct json_object *s;
+
+        if (!json_object_object_get_ex(reply, "status", &s) || !json_object_is_type(s, json_type_object))
+                return NULL;
+        return s;
+}
+
+/* Up and Restart: the status line, and the exit status saying whether the tunnel is up. */
+static int tunnel_start(const char *method, const char *name) {
+        struct json_object *reply = NULL, *p, *s;
+        int r;
+
+        p = name_parameters(name);
+        if (!p || json_object_object_add(p, "wait", json_object_new_boolean(!arg_no_wait)) < 0) {
+                json_object_put(p);
+                return log_oom();
+        }
+
+        r = call_timeout(method, p, arg_timeout_set || arg_no_wait ? arg_timeout_usec : UP_TIMEOUT_USEC, &reply);
+        if (r != EXIT_OK)
+                return r;
+
+        s = reply_status(reply);
+        if (!s)
+                r = error_transport(-EBADMSG);
+        else {
+                if (arg_json)
+                        r = print_json(reply);
+                else {
+                        print_status_line(s, name);
+                        print_hostkey_hint(s, name);
+                }
+                if (r == EXIT_OK && !arg_no_wait && !is_up(s))
+                        r = EXIT_NOT_UP;
+        }
+
+        json_object_put(reply);
+        return r;
+}
+
+static int verb_up(int argc, char *argv[]) {
+        return tunnel_start(MANAGER "Up", argv[1]);
+}
+
+static int verb_restart(int argc, char *argv[]) {
+        return tunnel_start(MANAGER "Restart", argv[1]);
+}
+
+static int verb_down(int argc, char *argv[]) {
+        struct json_object *reply = NULL, *p, *s;
+        int r;
+
+        p = name_parameters(argv[1]);
+        if (!p)
+                return log_oom();
+
+        r = call(MANAGER "Down", p, &reply);
+        if (r != EXIT_OK)
+                return r;
+
+        s = reply_status(reply);
+        if (!s)
+                r = error_transport(-EBADMSG);
+        else if (arg_json)
+                r = print_json(reply);
+        else
+                print_status_line(s, argv[1]);
+
+        json_object_put(reply);
+        return r;
+}
+
+static void show_time(const char *key, struct json_object *s, const char *field, bool future) {
+        uint64_t n = now_realtime_usec();
+        char when[64] = "", rel[64];
+        struct tm tm;
+        int64_t v;
+
+        if (!json_get_int(s, field, &v) || v <= 0) {
+                show_line(key, NULL);
+                return;
+        }
+
+        time_t t = (time_t) (v / (int64_t) USEC_PER_SEC);
+        if (localtime_r(&t, &tm))
+                (void) strftime(when, sizeof(when), "%a %Y-%m-%d %H:%M:%S %Z", &tm);
+
+        if (future) {
+                if (!format_next_attempt(s, rel, sizeof(rel)))
+                        rel[0] = 0;
+        } else {
+                char d[32];
+                format_duration(n > (uint64_t) v ? n - (uint64_t) v : 0, d, sizeof(d));
+                snprintf(rel, sizeof(rel), "%s ago", d);
+        }
+
+        printf("%s: %s (%s)\n", key, when, rel);
+}
+
+static void show_tunnel(struct json_object *s) {
+        char buf[128], a[32], b[32];
+        int64_t open, total;
+
+        show_line("Name", json_get_str(s, "name"));
+        show_line("State", json_get_str(s, "state"));
+        show_line("Reason", json_get_str(s, "reason"));
+        show_line("Message", json_get_str(s, "message"));
+        show_time("Since", s, "sinceUSec", false);
+        show_line("Uptime", format_field(s, "uptimeUSec", format_duration, buf, sizeof(buf)));
+        show_time("Next attempt", s, "nextAttemptUSec", true);
+        show_line("Attempts", format_field(s, "attempts", format_count, buf, sizeof(buf)));
+        show_line("Reconnects", format_field(s, "reconnects", format_count, buf, sizeof(buf)));
+        show_line("RTT", is_up(s) ? format_field(s, "rttUSec", format_rtt, buf, sizeof(buf)) : NULL);
+        if (json_get_int(s, "channels", &open) && json_get_int(s, "channelsTotal", &total)) {
+                snprintf(buf, sizeof(buf), "%" PRIi64 " open, %" PRIi64 " total", open, total);
+                show_line("Channels", buf);
+        } else
+                show_line("Channels", NULL);
+        show_line("Bytes in", format_field(s, "bytesIn", format_bytes, a, sizeof(a)));
+        show_line("Bytes out", format_field(s, "bytesOut", format_bytes, b, sizeof(b)));
+        show_list("Listeners", json_get_array(s, "listeners"));
+
+        if (!isempty(json_get_str(s, "presentedHostKey"))) {
+                show_line("Presented host key", json_get_str(s, "presentedHostKey"));
+                if (streq_ptr(json_get_str(s, "state"), "failed") && is_hostkey_reason(json_get_str(s, "reason"))) {
+                        fputc('\n', stdout);
+                        print_hostkey_hint(s, NULL);
+                }
+        }
+}
+
+static int print_status_table(struct json_object *tunnels) {
+        static const char *const headers[] = { "NAME", "STATE", "SINCE", "RTT", "RECONNECTS", "CHANNELS", "IN", "OUT" };
+        _cleanup_(table_freep) Table *t = NULL;
+        int r;
+
+        if (json_object_array_length(tunnels) == 0) {
+                puts("No profiles.");
+                return EXIT_OK;
+        }
+
+        if (table_new(headers, ELEMENTSOF(headers), &t) < 0)
+                return log_oom();
+
+        for (size_t i = 0; i < json_object_array_length(tunnels); i++) {
+                struct json_object *s = json_object_array_get_idx(tunnels, i);
+                char state[128], since[32], rtt[32], reconnects[32], channels[32], in[32], out[32];
+
+                const char *cells[] = {
+                        json_get_str(s, "name"),
+                        format_state(s, state, sizeof(state)),
+                        format_since(s, since, sizeof(since)),
+                        is_up(s) ? format_field(s, "rttUSec", format_rtt, rtt, sizeof(rtt)) : NULL,
+                        format_field(s, "reconnects", format_count, reconnects, sizeof(reconnects)),
+                        format_field(s, "channels", format_count, channels, sizeof(channels)),
+                        format_field(s, "bytesIn", format_bytes, in, sizeof(in)),
+                        format_field(s, "bytesOut", format_bytes, out, sizeof(out)),
+                };
+                if (table_add_row(t, cells) < 0)
+                        return log_oom();
+        }
+
+        r = table_print(t, stdout);
+        if (r < 0) {
+                log_error("failed to write output: %s", strerror(-r));
+                return EXIT_DAEMON_ERROR;
+        }
+        return EXIT_OK;
+}
+
+static int verb_status(int argc, char *argv[]) {
+        struct json_object *reply = NULL, *p = NULL, *tunnels;
+        int r;
+
+        if (argc > 1) {
+                p = name_parameters(argv[1]);
+                if (!p)
+                        return log_oom();
+        }
+
+        r = call(MANAGER "Status", p, &reply);
+        if (r != EXIT_OK)
+                return r;
+
+        tunnels = json_get_array(reply, "tunnels");
+        if (!tunnels)
+                r = error_transport(-EBADMSG);
+        else if (arg_json)
+                r = print_json(reply);
+        else if (argc <= 1)
+                r = print_status_table(tunnels);
+        else
+                for (size_t i = 0; i < json_object_array_length(tunnels); i++) {
+                        if (i > 0)
+                                fputc('\n', stdout);
+                        show_tunnel(json_object_array_get_idx(tunnels, i));
+                }
+
+        json_object_put(reply);
+        return r;
+}
+
+/* "SHA256:" and 43 base64 characters, as ssh-keygen -l prints them. */
+static bool fingerprint_is_valid(const char *s) {
+        const char *b = startswith(s, "SHA256:");
+
+        if (!b || strlen(b) != 43)
+                return false;
+        for (; *b; b++)
+                if (!((*b >= 'A' && *b <= 'Z') || (*b >= 'a' && *b <= 'z') || (*b >= '0' && *b <= '9') ||
+                      *b == '+' || *b == '/'))
+                        return false;
+        return true;
+}
+
+static int verb_trust(int argc, char *argv[]) {
+        struct json_object *reply = NULL, *p, *s;
+        int r;
+
+        if (argc > 2) {
+                if (!fingerprint_is_valid(argv[2])) {
+                        log_error("invalid fingerprint '%s': expected SHA256: and 43 base64 characters, as ssh-keygen -lf prints it",
+                                  argv[2]);
+                        return EXIT_USAGE;
+                }
+                arg_fingerprint = argv[2];
+        }
+
+        p = name_parameters(argv[1]);
+        if (!p || (arg_fingerprint && json_object_object_add(p, "fingerprint", json_object_new_string(arg_fingerprint)) < 0)) {
+                json_object_put(p);
+                return log_oom();
+        }
+
+        r = call(MANAGER "Trust", p, &reply);
+        if (r != EXIT_OK)
+                return r;
+
+        s = reply_status(reply);
+        if (!s)
+                r = error_transport(-EBADMSG);
+        else if (arg_json)
+                r = print_json(reply);
+        else {
+                fputs("Pinned ", stdout);
+                put_value(json_get_str(reply, "fingerprint"));
+                fputs(" for ", stdout);
+                put_value(argv[1]);
+                fputs(".\n", stdout);
+                print_status_line(s, argv[1]);
+        }
+
+        json_object_put(reply);
+        return r;
+}
+
+typedef struct Monitor {
+        const char *name; /* only this profile's changes, or all */
+        int ret;
+} Monitor;
+
+/* "12:00:01 work-vps backoff (connect-refused) retry=4s attempts=3": the time is when the
+ * reply arrived (the first lines describe states that may be days old, and a time of day
+ * without a date would mislead); the extras are those that matter for the state. */
+static void print_monitor_line(struct json_object *s) {
+        const char *state = json_get_str(s, "state");
+        char buf[128], t[16] = "--:--:--";
+        time_t tt = time(NULL);
+        struct tm tm;
+
+        if (localtime_r(&tt, &tm))
+                (void) strftime(t, sizeof(t), "%H:%M:%S", &tm);
+
+        fputs(t, stdout);
+        fputc(' ', stdout);
+        put_value(json_get_str(s, "name"));
+        fputc(' ', stdout);
+        put_value(format_state(s, buf, sizeof(buf)));
+
+        if (is_up(s) && format_field(s, "rttUSec", format_rtt, buf, sizeof(buf)))
+                printf(" rtt=%s", buf);
+        if (streq_ptr(state, "backoff")) {
+                if (format_next_attempt(s, buf, sizeof(buf)))
+                        printf(" retry=%s", startswith(buf, "in ") ?: buf); /* "4s" or "now" */
+                if (format_field(s, "attempts", format_count, buf, sizeof(buf)))
+                        printf(" attempts=%s", buf);
+        }
+        if (!isempty(json_get_str(s, "presentedHostKey"))) {
+                fputs(" hostkey=", stdout);
+                put_value(json_get_str(s, "presentedHostKey"));
+        }
+        fputc('\n', stdout);
+}
+
+static int monitor_reply(const char *error, struct json_object *parameters, bool continues, void *userdata) {
+        Monitor *m = userdata;
+        struct json_object *s;
+
+        if (error) {
+                m->ret = error_reply(error, parameters);
+                return 0;
+        }
+
+        s = reply_status(parameters);
+        if (!s)
+                return -EBADMSG;
+        if (m->name && !streq_ptr(json_get_str(s, "name"), m->name))
+                return 0;
+
+        if (arg_json) {
+                const char *j = json_object_to_json_string_ext(parameters, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+                if (!j)
+                        return -ENOMEM;
+                puts(j);
+        } else
+                print_monitor_line(s);
+
+        /* whoever reads a pipe wants each change as it happens */
+        if (fflush(stdout) == EOF)
+                return -errno;
+        return 0;
+}
+
+/* Ctrl-C is how a monitor ends: a success, not a failure. Every line is flushed already. */
+static void monitor_sigint(int sig) {
+        (void) sig;
+        _exit(EXIT_OK);
+}
+
+static int verb_monitor(int argc, char *argv[]) {
+        _cleanup_(varlink_client_freep) VarlinkClient *c = NULL;
+        Monitor m = { .name = argc > 1 ? argv[1] : NULL, .ret = EXIT_OK };
+        struct sigaction sa = { .sa_handler = monitor_sigint };
+        int r;
+
+        /* Monitor streams every profile; ask once for this one so that a typo is an error
+         * instead of a silent, endless wait. */
+        if (m.name) {
+                struct json_object *reply = NULL, *p = name_parameters(m.name);
+                if (!p)
+                        return log_oom();
+                r = call(MANAGER "Status", p, &reply);
+                json_object_put(reply);
+                if (r != EXIT_OK)
+                        return r;
+        }
+
+        if (sigaction(SIGINT, &sa, NULL) < 0) {
+                log_error("failed to install the SIGINT handler: %m");
+                return EXIT_DAEMON_ERROR;
+        }
+
+        r = varlink_client_connect(arg_socket, arg_timeout_usec, &c);
+        if (r < 0)
+                return error_connect(r);
+        /* changes come when they come */
+        varlink_client_set_timeout(c, VARLINK_CLIENT_TIMEOUT_INFINITY);
+
+        r = varlink_client_call_more(c, MANAGER "Monitor", NULL, /* more= */ true, monitor_reply, &m);
+        if (r < 0)
+                return error_transport(r);
+        return m.ret;
+}
+
 static int verb_help(int argc, char *argv[]);
 
 static const Verb verbs[] = {
-        { "list",   "",                      0, 0,        verb_list,   false, false, "List all profiles" },
-        { "show",   "NAME",                  1, 1,        verb_show,   false, false, "Show every setting of a profile" },
-        { "add",    "NAME [FLAGS] [Key=Value...]", 1, UINT_MAX, verb_add, true, true, "Add a managed profile" },
-        { "set",    "NAME [FLAGS] [Key=Value...]", 1, UINT_MAX, verb_set, true, true, "Change settings of a managed profile" },
-        { "remove", "NAME",                  1, 1,        verb_remove, true,  false, "Remove a managed profile" },
-        { "reload", "",                      0, 0,        verb_reload, true,  false, "Re-read alknetd.conf and all profile files" },
-        { "help",   "",                      0, 0,        verb_help,   false, false, "Show this help" },
+        { "list",    "",                      0, 0,        verb_list,    false, false, false, "List all profiles" },
+        { "show",    "NAME",                  1, 1,        verb_show,    false, false, false, "Show every setting of a profile" },
+        { "add",     "NAME [FLAGS] [Key=Value...]", 1, UINT_MAX, verb_add, true, true, false, "Add a managed profile" },
+        { "set",     "NAME [FLAGS] [Key=Value...]", 1, UINT_MAX, verb_set, true, true, false, "Change settings of a managed profile" },
+        { "remove",  "NAME",                  1, 1,        verb_remove,  true,  false, false, "Remove a managed profile" },
+        { "reload",  "",                      0, 0,        verb_reload,  true,  false, false, "Re-read alknetd.conf and all profile files" },
+        { "up",      "NAME [--no-wait]",      1, 1,        verb_up,      true,  false, true,  "Bring a tunnel up, wait for the outcome" },
+        { "down",    "NAME",                  1, 1,        verb_down,    true,  false, false, "Take a tunnel down" },
+        { "restart", "NAME [--no-wait]",      1, 1,        verb_restart, true,  false, true,  "Take a tunnel down and up again" },
+        { "status",  "[NAME]",                0, 1,        verb_status,  false, false, false, "Show tunnel states; one in detail" },
+        { "trust",   "NAME [FINGERPRINT]",    1, 2,        verb_trust,   true,  false, false, "Pin the host key the server presented" },
+        { "monitor", "[NAME]",                0, 1,        verb_monitor, false, false, false, "Print state changes until Ctrl-C" },
+        { "help",    "",                      0, 0,        verb_help,    false, false, false, "Show this help" },
 };
 
 static void help(FILE *f) {
@@ -612,9 +1200,9 @@ static void help(FILE *f) {
         const ProfileKey *keys = profile_keys(&n_keys);
         const char *section = NULL;
 
-        fputs("Usage: alknetctl [OPTIONS] VERB [ARGS...]\n"
+        fputs("Usage: alknetctl [OPTIONS] [VERB [ARGS...]]\n"
               "\n"
-              "Control alknetd, the SSH tunnel daemon.\n"
+              "Control alknetd, the SSH tunnel daemon. Without a verb: status.\n"
               "\n"
               "Verbs (* needs root or the admin group):\n", f);
         for (size_t i = 0; i < ELEMENTSOF(verbs); i++) {
@@ -629,7 +1217,9 @@ static void help(FILE *f) {
               "     --version           Show the version\n"
               "     --socket PATH       Control socket (default: $ALKNET_CONTROL_SOCKET or " ALKNET_CONTROL_SOCKET ")\n"
               "     --json              Print the reply as JSON\n"
-              "     --timeout SEC       Wait at most SEC seconds for alknetd (default 30, 0: forever)\n"
+              "     --timeout SEC       Wait at most SEC seconds for alknetd (default 30,\n"
+              "                         120 for up and restart; 0: forever)\n"
+              "     --no-wait           up, restart: return once the attempt has started\n"
               "\n"
               "Flags of add and set (--flag VALUE or --flag=VALUE):\n", f);
         for (size_t i = 0; i < ELEMENTSOF(setting_flags); i++) {
@@ -660,8 +1250,8 @@ static void help(FILE *f) {
         }
         fputs("\n"
               "\n"
-              "Exit status: 0 success, 1 alknetd answered with an error, 2 usage error,\n"
-              "3 alknetd cannot be reached.\n"
+              "Exit status: 0 success, 1 alknetd answered with an error (or, for up and\n"
+              "restart, the tunnel is not up), 2 usage error, 3 alknetd cannot be reached.\n"
               "See alknetctl(1).\n", f);
 }
 
@@ -677,6 +1267,7 @@ enum {
         ARG_SOCKET,
         ARG_JSON,
         ARG_TIMEOUT,
+        ARG_NO_WAIT,
         ARG_SETTING_FIRST, /* setting_flags[i] is ARG_SETTING_FIRST + i */
 };
 
@@ -694,13 +1285,14 @@ static int parse_timeout(const char *s, uint64_t *ret) {
 }
 
 static int parse_argv(int argc, char *argv[]) {
-#define N_FIXED_OPTIONS 5
+#define N_FIXED_OPTIONS 6
         static struct option options[N_FIXED_OPTIONS + ELEMENTSOF(setting_flags) + 1] = {
                 { "help",    no_argument,       NULL, 'h'         },
                 { "version", no_argument,       NULL, ARG_VERSION },
                 { "socket",  required_argument, NULL, ARG_SOCKET  },
                 { "json",    no_argument,       NULL, ARG_JSON    },
                 { "timeout", required_argument, NULL, ARG_TIMEOUT },
+                { "no-wait", no_argument,       NULL, ARG_NO_WAIT },
         };
         int c;
 
@@ -736,6 +1328,11 @@ static int parse_argv(int argc, char *argv[]) {
                                 log_error("invalid --timeout '%s': expected seconds (0 waits forever)", optarg);
                                 return -EINVAL;
                         }
+                        arg_timeout_set = true;
+                        break;
+
+                case ARG_NO_WAIT:
+                        arg_no_wait = true;
                         break;
 
                 case ':':
@@ -772,12 +1369,15 @@ static int parse_argv(int argc, char *argv[]) {
 }
 
 static int dispatch(int argc, char *argv[]) {
+        char status_verb[] = "status";
+        char *status_argv[] = { status_verb, NULL };
         const Verb *v = NULL;
         unsigned n;
 
+        /* like systemctl and git: with no verb, the overview */
         if (argc <= 0) {
-                log_error("missing verb (see 'alknetctl --help')");
-                return EXIT_USAGE;
+                argc = 1;
+                argv = status_argv;
         }
 
         for (size_t i = 0; i < ELEMENTSOF(verbs); i++)
@@ -800,6 +1400,11 @@ static int dispatch(int argc, char *argv[]) {
 
         if (arg_first_setting_flag && !v->takes_settings) {
                 log_error("option '--%s' is only valid with add and set", arg_first_setting_flag);
+                return EXIT_USAGE;
+        }
+
+        if (arg_no_wait && !v->takes_no_wait) {
+                log_error("option '--no-wait' is only valid with up and restart");
                 return EXIT_USAGE;
         }
 
