@@ -103,7 +103,8 @@ typedef struct Socks5UserPass {
 int socks5_parse_userpass(const uint8_t *buf, size_t n, Socks5UserPass *ret);
 
 /* True if the credentials equal user and pass exactly (length and bytes). The time taken
- * does not depend on where the bytes differ, nor on the length of either side. */
+ * does not depend on the bytes or lengths received, nor on where they differ: every byte of
+ * both fields is compared every time. */
 bool socks5_userpass_matches(const Socks5UserPass *up, const char *user, const char *pass);
 
 void socks5_userpass_erase(Socks5UserPass *up);
