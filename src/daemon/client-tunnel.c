@@ -105,7 +105,7 @@ struct ClientTunnel {
         GlobalRequest global;
         size_t next_forward;
         uint64_t keepalive_sent;
-        unsigned unanswered;
+        uint64_t last_rx; /* CLOCK_MONOTONIC of the last packet seen from the server */
 
         ChannelOpen *opens;
         size_t n_opens;
@@ -544,7 +544,6 @@ static void process_globals(ClientTunnel *t) {
                                 return;
                         t->rtt_usec = now(CLOCK_MONOTONIC) - t->keepalive_sent;
                         t->rtt_valid = true;
-                        t->unanswered = 0;
                         t->global = GLOBAL_IDLE;
                 }
 
@@ -556,29 +555,37 @@ static void process_globals(ClientTunnel *t) {
         }
 }
 
+/* Keepalive: a probe every KeepaliveInterval= while the server is quiet, and the session
+ * is declared dead once nothing at all has come from the server for
+ * KeepaliveInterval= × KeepaliveCountMax=. The timer is aimed at whichever comes first. */
 static int on_keepalive(sd_event_source *s, uint64_t usec, void *userdata) {
         ClientTunnel *t = userdata;
+        uint64_t interval = t->profile->keepalive_interval_usec;
+        uint64_t limit = interval * t->profile->keepalive_count_max;
+        uint64_t n = now(CLOCK_MONOTONIC), next;
 
-        (void) sd_event_source_set_time_relative(s, t->profile->keepalive_interval_usec);
         if (t->raw_counter.in_packets != t->last_in_packets) {
-                /* The server spoke since the last tick: the path is alive. */
                 t->last_in_packets = t->raw_counter.in_packets;
-                t->unanswered = 0;
+                t->last_rx = n;
         }
-        if (t->global == GLOBAL_KEEPALIVE) {
-                if (++t->unanswered >= t->profile->keepalive_count_max) {
-                        char msg[96];
-                        (void) snprintf(msg, sizeof msg, "no answer to %u keepalives", t->unanswered);
-                        fail_attempt(t, TUNNEL_REASON_KEEPALIVE_TIMEOUT, msg);
-                }
+        if (n - t->last_rx >= limit) {
+                char msg[96];
+                (void) snprintf(msg, sizeof msg, "nothing from the server for %" PRIu64 " ms",
+                                (n - t->last_rx) / USEC_PER_MSEC);
+                fail_attempt(t, TUNNEL_REASON_KEEPALIVE_TIMEOUT, msg);
                 return 0;
         }
-        if (t->global == GLOBAL_IDLE) {
+        if (t->global == GLOBAL_IDLE && n - t->last_rx >= interval) {
                 (void) ssh_send_keepalive(t->session);
-                t->keepalive_sent = now(CLOCK_MONOTONIC);
+                t->keepalive_sent = n;
                 t->global = GLOBAL_KEEPALIVE;
                 (void) ssh_pump_flush(t->pump);
         }
+        next = MIN(MAX(t->last_rx, t->keepalive_sent) + interval, t->last_rx + limit);
+        if (next <= n)
+                next = n + interval;
+        (void) sd_event_source_set_time(s, next);
+        (void) sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
         return 0;
 }
 
@@ -619,7 +626,6 @@ static void close_session(ClientTunnel *t) {
         }
         t->global = GLOBAL_IDLE;
         t->next_forward = 0;
-        t->unanswered = 0;
 }
 
 static int on_backoff_done(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -729,6 +735,8 @@ static void became_up(ClientTunnel *t) {
         t->up_since_monotonic = now(CLOCK_MONOTONIC);
         t->next_attempt_realtime = 0;
         t->last_in_packets = t->raw_counter.in_packets;
+        t->last_rx = now(CLOCK_MONOTONIC);
+        t->keepalive_sent = 0;
 
         ssh_set_message_callback(t->session, on_message, t);
         if (t->profile->keepalive_interval_usec > 0) {

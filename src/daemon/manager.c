@@ -69,7 +69,11 @@ void manager_update_status(Manager *m) {
         size_t up = 0, wanted = 0;
 
         for (size_t i = 0; i < m->n_tunnels; i++) {
-                TunnelState st = client_tunnel_state(m->tunnels[i]);
+                TunnelState st;
+
+                if (!m->tunnels[i])
+                        continue; /* being moved by manager_sync_tunnels() */
+                st = client_tunnel_state(m->tunnels[i]);
                 if (st != TUNNEL_DOWN)
                         wanted++;
                 if (st == TUNNEL_UP)
@@ -80,7 +84,7 @@ void manager_update_status(Manager *m) {
 
 ClientTunnel *manager_get_tunnel(Manager *m, const char *name) {
         for (size_t i = 0; i < m->n_tunnels; i++)
-                if (streq(client_tunnel_name(m->tunnels[i]), name))
+                if (m->tunnels[i] && streq(client_tunnel_name(m->tunnels[i]), name))
                         return m->tunnels[i];
         return NULL;
 }
