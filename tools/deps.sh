@@ -14,6 +14,7 @@ test_deps=(
         openssh-server openssh-client openssl curl socat nginx
         valgrind libclang-rt-14-dev
         util-linux iproute2 procps
+        microsocks tinyproxy
 )
 
 wanted=("${build_deps[@]}")

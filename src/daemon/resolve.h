@@ -1,0 +1,84 @@
+/* Name resolution that does not block the event loop: getaddrinfo() in a detached worker
+ * thread, the answer delivered in the loop; IP literals are answered without a thread. */
+#pragma once
+
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <systemd/sd-event.h>
+
+#include "macro.h"
+
+/* At most this many lookup threads run at once, process-wide. A cancelled lookup keeps its
+ * slot until getaddrinfo() returns, so a resolver that hangs cannot make us pile up
+ * threads: resolve_start() fails with -EBUSY instead. */
+#define RESOLVE_THREADS_MAX 16u
+/* At most this many addresses are kept from one answer (the rest are dropped): a DNS
+ * answer is peer-controlled. */
+#define RESOLVE_ADDRESSES_MAX 16u
+/* Longest host name accepted (a DNS name has at most 253 characters). */
+#define RESOLVE_HOST_MAX 253u
+
+typedef struct ResolvedAddress {
+        union {
+                struct sockaddr sa;
+                struct sockaddr_in in;
+                struct sockaddr_in6 in6;
+        };
+        socklen_t len; /* sizeof(struct sockaddr_in) or sizeof(struct sockaddr_in6) */
+} ResolvedAddress;
+
+/* An answer: 1..RESOLVE_ADDRESSES_MAX AF_INET/AF_INET6 stream addresses with the port set,
+ * in getaddrinfo()'s order (RFC 6724 sorting, /etc/gai.conf). One allocation. */
+typedef struct ResolvedAddresses {
+        size_t n;
+        ResolvedAddress addresses[];
+} ResolvedAddresses;
+
+ResolvedAddresses *resolved_addresses_free(ResolvedAddresses *a);
+DEFINE_POINTER_CLEANUP_FUNC(ResolvedAddresses, resolved_addresses_free);
+
+typedef struct ResolveQuery ResolveQuery;
+
+/* Called once, from the event loop, never from inside resolve_start(). The query is already
+ * freed when this runs: forget the handle first thing. On success r is 0 and addresses is
+ * the callee's to free; on failure addresses is NULL and r is
+ *   -ENXIO        the name does not exist or has no IPv4/IPv6 address (EAI_NONAME,
+ *                 EAI_NODATA, EAI_ADDRFAMILY); chosen over -ENOENT/-EHOSTUNREACH so that it
+ *                 cannot be mistaken for a missing file or a routing failure
+ *   -EAGAIN       temporary failure, e.g. no DNS server answered (EAI_AGAIN)
+ *   -EIO          permanent resolver failure (EAI_FAIL) or an unknown EAI_* code
+ *   -ENOMEM       EAI_MEMORY
+ *   -errno        EAI_SYSTEM with its errno */
+typedef void (*ResolveCallback)(int r, ResolvedAddresses *addresses, void *userdata);
+
+/* Looks up host (a name, or an IPv4/IPv6 literal without brackets) for TCP port. Flags:
+ * no AI_ADDRCONFIG, family AF_UNSPEC: glibc does not count loopback addresses for
+ * AI_ADDRCONFIG, so with only lo up "localhost" and "::1" would fail, and a tunnel to a
+ * server on this machine or reached over a link that comes up later would not work. An
+ * unusable family costs one fast ENETUNREACH at connect time instead.
+ * -EINVAL: empty host, longer than RESOLVE_HOST_MAX, or e or cb missing. -EBUSY: already
+ * RESOLVE_THREADS_MAX lookups running. -EAGAIN/-ENOMEM: no thread could be started. */
+int resolve_start(sd_event *e, const char *host, uint16_t port, ResolveCallback cb, void *userdata,
+                  ResolveQuery **ret);
+
+/* Stops a query that has not called back yet: the callback is never called afterwards and
+ * everything is freed, also when the worker thread is still inside getaddrinfo() (it frees
+ * its half when it returns and never touches the loop). Accepts NULL; returns NULL. */
+ResolveQuery *resolve_query_cancel(ResolveQuery *q);
+DEFINE_POINTER_CLEANUP_FUNC(ResolveQuery, resolve_query_cancel);
+
+/* Lookup threads still running, cancelled ones included. */
+unsigned resolve_threads_running(void);
+
+/* Waits (blocking: for tests and for a clean exit under valgrind only) until no lookup
+ * thread runs any more; -ETIMEDOUT after timeout_usec. */
+int resolve_wait_idle(uint64_t timeout_usec);
+
+/* For tests: the functions the worker threads call instead of getaddrinfo() and
+ * freeaddrinfo(); NULL, NULL restores those. Takes effect for queries started afterwards. */
+typedef int (*ResolveGetaddrinfoFunc)(const char *node, const char *service, const struct addrinfo *hints,
+                                      struct addrinfo **res);
+typedef void (*ResolveFreeaddrinfoFunc)(struct addrinfo *res);
+void resolve_set_backend(ResolveGetaddrinfoFunc gai, ResolveFreeaddrinfoFunc freeai);
