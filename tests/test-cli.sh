@@ -12,10 +12,11 @@ command -v python3 >/dev/null || { echo "python3 not found; skipping"; exit 77; 
 T=$(mktemp -d /tmp/alknet-test-cli.XXXXXX)
 DAEMON_PID=
 FAKE_PID=
+MONITOR_PID=
 
 cleanup() {
         local pid
-        for pid in $DAEMON_PID $FAKE_PID; do
+        for pid in $MONITOR_PID $DAEMON_PID $FAKE_PID; do
                 kill "$pid" 2>/dev/null
                 wait "$pid" 2>/dev/null
         done
@@ -301,6 +302,121 @@ err_has "set admin: read-only" "read-only"
 err_one_line "read-only: one line"
 t "remove admin profile" 1 ctl remove admin
 err_has "remove admin: read-only" "read-only"
+
+# ---- tunnels, without an SSH server: the profile's server is a closed port ----
+
+# tunnel_json NAME PYTHON-EXPR: the expression, over the tunnel's status as t, is true
+tunnel_json() {
+        "$ALKNETCTL" --socket "$T/control" --json status "$1" 2>/dev/null | python3 -c '
+import json, sys
+t = json.load(sys.stdin)["tunnels"][0]
+sys.exit(0 if eval(sys.argv[1]) else 1)
+' "$2"
+}
+# wait_tunnel DESC NAME PYTHON-EXPR: polls the status until the expression holds
+wait_tunnel() {
+        local deadline=$((SECONDS + 30))
+        until tunnel_json "$2" "$3"; do
+                if [ "$SECONDS" -ge "$deadline" ]; then
+                        bad "$1" "$("$ALKNETCTL" --socket "$T/control" --json status "$2" 2>&1)"
+                        return 1
+                fi
+                sleep 0.1
+        done
+        ok "$1"
+}
+
+if ! command -v ssh-keygen >/dev/null; then
+        echo "skip tunnel checks: ssh-keygen not found"
+else
+        ssh-keygen -q -t ed25519 -N '' -C alknet-test -f "$T/id" >/dev/null
+        t "add a profile whose server is a closed port" 0 ctl add tun \
+                --server "127.0.0.1:$SSH_PORT" --identity "$T/id" --autostart no --socks none
+
+        t "status of a tunnel never started" 0 ctl status --json tun
+        t "a tunnel never started is down" 0 tunnel_json tun 't["state"] == "down" and t["attempts"] == 0'
+        t "up against a closed port fails" 1 ctl up tun
+        out_match "up: backoff line" '^tun: backoff \(connect-refused\), retrying (in [0-9]+s|now)$'
+        t "up --no-wait is only valid with up and restart" 2 ctl down tun --no-wait
+        t "up an unknown profile" 1 ctl up nosuch
+        err_line "up an unknown profile: message" "alknetctl: no such profile: nosuch"
+
+        # After the third failure the next attempt is about 4 s away: time for the human
+        # output to see "backoff" rather than the instant of "connecting" between attempts.
+        wait_tunnel "status --json: backoff (connect-refused), attempts counted" tun \
+                't["state"] == "backoff" and t["reason"] == "connect-refused" and t["attempts"] >= 3 and t.get("nextAttemptUSec", 0) > 0'
+        t "status" 0 ctl status
+        out_match "status header" '^NAME +STATE +SINCE +RTT +RECONNECTS +CHANNELS +IN +OUT$'
+        out_match "status row of the tunnel" '^tun +backoff \(connect-refused\) +[0-9]+s +- +0 +0 +0B +0B$'
+        out_match "status row of a profile never started" '^admin +down +'
+        t "status NAME" 0 ctl status tun
+        out_line "status NAME: State" "State: backoff"
+        out_line "status NAME: Reason" "Reason: connect-refused"
+        out_match "status NAME: Next attempt" '^Next attempt: .+ \((in [0-9]+s|now)\)$'
+        out_match "status NAME: Attempts" '^Attempts: [0-9]+$'
+        out_line "status NAME: Channels" "Channels: 0 open, 0 total"
+        out_line "status NAME: no listeners" "Listeners: -"
+        t "status of an unknown profile" 1 ctl status nosuch
+
+        t "trust with no key presented" 1 ctl trust tun
+        err_line "trust with no key presented: message" \
+                "alknetctl: no host key to trust: tun has not been presented one (run alknetctl up tun first)"
+        t "trust with a malformed fingerprint" 2 ctl trust tun SHA256:tooshort
+        t "trust a profile never started" 1 ctl trust admin
+
+        # monitor: the initial line of the tunnel, then the change that down makes.
+        "${CTL[@]}" --socket "$T/control" --json monitor tun >"$T/monitor.out" 2>"$T/monitor.err" &
+        MONITOR_PID=$!
+        deadline=$((SECONDS + 20))
+        until grep -q '"name":"tun"' "$T/monitor.out" 2>/dev/null; do
+                [ "$SECONDS" -ge "$deadline" ] && break
+                sleep 0.05
+        done
+        if grep -q '"name":"tun"' "$T/monitor.out"; then
+                ok "monitor --json prints the tunnel's state at once"
+        else
+                bad "monitor --json prints the tunnel's state at once" "$(cat "$T/monitor.out" "$T/monitor.err")"
+        fi
+        t "monitor --json: every line one JSON object of tun" 0 python3 -c '
+import json, sys
+lines = open(sys.argv[1]).read().splitlines()
+assert lines, "no lines"
+for l in lines:
+    assert json.loads(l)["status"]["name"] == "tun", l
+' "$T/monitor.out"
+
+        t "down" 0 ctl down tun
+        out_line "down: status line" "tun: down"
+        t "status --json after down" 0 tunnel_json tun 't["state"] == "down" and "nextAttemptUSec" not in t'
+
+        deadline=$((SECONDS + 20))
+        until grep -q '"state":"down"' "$T/monitor.out" 2>/dev/null; do
+                [ "$SECONDS" -ge "$deadline" ] && break
+                sleep 0.05
+        done
+        if grep -q '"state":"down"' "$T/monitor.out"; then
+                ok "monitor --json streams the change to down"
+        else
+                bad "monitor --json streams the change to down" "$(cat "$T/monitor.out" "$T/monitor.err")"
+        fi
+        kill -INT "$MONITOR_PID" 2>/dev/null
+        wait "$MONITOR_PID"
+        rc=$?
+        MONITOR_PID=
+        if [ "$rc" -eq 0 ]; then
+                ok "monitor exits 0 on SIGINT"
+        else
+                bad "monitor exits 0 on SIGINT" "exit $rc: $(cat "$T/monitor.err")"
+        fi
+
+        t "monitor of an unknown profile" 1 ctl monitor nosuch
+        t "up --no-wait" 0 ctl up tun --no-wait
+        out_match "up --no-wait: status line" '^tun: (connecting|backoff)'
+        t "restart against a closed port fails" 1 ctl restart tun
+        out_match "restart: backoff line" '^tun: backoff \(connect-refused\), retrying'
+        t "down after restart" 0 ctl down tun
+        t "remove the tunnel's profile" 0 ctl remove tun
+fi
 
 # ---- the control socket ----
 
