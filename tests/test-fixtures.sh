@@ -4,7 +4,7 @@
 set -euo pipefail
 
 SRC=${ALKNET_SOURCE_ROOT:-$(cd "$(dirname "$0")/.." && pwd)}
-# shellcheck source=lib/fixtures.sh
+# shellcheck source=SCRIPTDIR/lib/fixtures.sh
 . "$SRC/tests/lib/fixtures.sh"
 
 for need in curl socat sha256sum; do

@@ -43,6 +43,9 @@
 # $FX_UPLOAD) FX_FILE FX_FILE_SHA256 (set by fx_make_file) FX_SINK_PORT FX_SINK_DIR
 # FX_ECHO_PORT FX_HOLD_PORT FX_LAST_PID FX_PASSED FX_FAILED.
 
+# Variables set here are for the sourcing script.
+# shellcheck disable=SC2034
+
 FX_DIR=
 FX_PIDS=()
 FX_AT_EXIT=()
@@ -177,6 +180,7 @@ fx_stop() {
         local pids=() p
         for p in "$@"; do
                 [[ -n $p ]] || continue
+                # shellcheck disable=SC2207 # PIDs: plain words
                 pids+=("$p" $(_fx_descendants "$p"))
         done
         ((${#pids[@]})) || return 0
@@ -250,7 +254,7 @@ _fx_sshd_launch() {
         local n
         # Privilege separation needs this directory when sshd runs as root (Debian's unit
         # creates it; there is no unit here).
-        [[ $EUID -ne 0 || -d /run/sshd ]] || mkdir -m 0755 -p /run/sshd
+        [[ $EUID -ne 0 || -d /run/sshd ]] || mkdir -m 0755 /run/sshd
         /usr/sbin/sshd -t -f "$FX_SSHD_CONFIG" || { _fx_log "sshd rejects $FX_SSHD_CONFIG"; return 1; }
         n=$(grep -c "Server listening on 127.0.0.1 port $FX_SSHD_PORT" "$FX_SSHD_LOG" 2>/dev/null || true)
         # -D: stays in the foreground so $! is the listener; -e: logs to stderr (the log file).
