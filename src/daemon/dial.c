@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include "dial.h"
 #include "http-connect.h"
@@ -94,9 +95,18 @@ static void dial_fail(Dial *d, int r, TunnelReason reason) {
 }
 
 static int timer_arm(Dial *d, sd_event_source **s, uint64_t usec, sd_event_time_handler_t handler) {
+        struct timespec ts;
+        uint64_t now;
+
         *s = sd_event_source_disable_unref(*s);
-        /* 1 µs accuracy: the default would add up to 250 ms. */
-        return sd_event_add_time_relative(d->event, s, CLOCK_MONOTONIC, usec, 1, handler, d);
+        /* From the real now, not sd_event_now(): that is when the loop last woke up, which
+         * can be long ago when we are not called from a callback. 1 µs accuracy: the
+         * default would add up to 250 ms. */
+        if (clock_gettime(CLOCK_MONOTONIC, &ts) < 0)
+                return -errno;
+        now = (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000;
+        return sd_event_add_time(d->event, s, CLOCK_MONOTONIC, usec > UINT64_MAX - now ? UINT64_MAX : now + usec, 1,
+                                 handler, d);
 }
 
 /* ---- Proxy handshake ---- */
