@@ -276,12 +276,14 @@ static void dial_connected(Dial *d) {
         int r;
 
         d->connect_timer = sd_event_source_disable_unref(d->connect_timer);
-        if (d->proxy_type == DIAL_PROXY_NONE)
-                return dial_complete(d, 0, TUNNEL_REASON_NONE);
+        if (d->proxy_type == DIAL_PROXY_NONE) {
+                dial_complete(d, 0, TUNNEL_REASON_NONE);
+                return;
+        }
 
         r = dial_proxy_begin(d);
         if (r < 0)
-                return dial_fail(d, r, TUNNEL_REASON_PROXY_FAILED);
+                dial_fail(d, r, TUNNEL_REASON_PROXY_FAILED);
 }
 
 /* The current address failed with r: on to the next one. */
@@ -369,11 +371,13 @@ static void dial_connect_next(Dial *d) {
         while (d->next_address < d->addresses->n) {
                 r = dial_connect_one(d, &d->addresses->addresses[d->next_address++]);
                 if (r > 0)
-                        return dial_connected(d);
-                if (r == 0)
+                        dial_connected(d);
+                if (r >= 0)
                         return;
-                if (r == -ENOMEM)
-                        return dial_fail(d, r, TUNNEL_REASON_CONNECT_REFUSED);
+                if (r == -ENOMEM) {
+                        dial_fail(d, r, TUNNEL_REASON_CONNECT_REFUSED);
+                        return;
+                }
 
                 d->io = sd_event_source_disable_unref(d->io);
                 d->fd = safe_close(d->fd);
@@ -381,16 +385,19 @@ static void dial_connect_next(Dial *d) {
         }
 
         if (d->any_timeout)
-                return dial_fail(d, -ETIMEDOUT, TUNNEL_REASON_CONNECT_TIMEOUT);
-        dial_fail(d, d->last_error < 0 ? d->last_error : -ECONNREFUSED, TUNNEL_REASON_CONNECT_REFUSED);
+                dial_fail(d, -ETIMEDOUT, TUNNEL_REASON_CONNECT_TIMEOUT);
+        else
+                dial_fail(d, d->last_error < 0 ? d->last_error : -ECONNREFUSED, TUNNEL_REASON_CONNECT_REFUSED);
 }
 
 static void on_resolved(int r, ResolvedAddresses *addresses, void *userdata) {
         Dial *d = userdata;
 
         d->query = NULL;
-        if (r < 0)
-                return dial_fail(d, r, TUNNEL_REASON_RESOLVE_FAILED);
+        if (r < 0) {
+                dial_fail(d, r, TUNNEL_REASON_RESOLVE_FAILED);
+                return;
+        }
         d->addresses = addresses;
         d->next_address = 0;
         dial_connect_next(d);

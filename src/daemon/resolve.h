@@ -53,10 +53,10 @@ typedef struct ResolveQuery ResolveQuery;
  *   -errno        EAI_SYSTEM with its errno */
 typedef void (*ResolveCallback)(int r, ResolvedAddresses *addresses, void *userdata);
 
-/* Looks up host (a name, or an IPv4/IPv6 literal without brackets) for TCP port. Flags:
- * no AI_ADDRCONFIG, family AF_UNSPEC: glibc does not count loopback addresses for
- * AI_ADDRCONFIG, so with only lo up "localhost" and "::1" would fail, and a tunnel to a
- * server on this machine or reached over a link that comes up later would not work. An
+/* Looks up host (a name, or an IPv4/IPv6 literal without brackets) for TCP port, family
+ * AF_UNSPEC, without AI_ADDRCONFIG: glibc decides that from non-loopback addresses only, so
+ * on a host whose interfaces have IPv4 only it hides ::1 and every IPv6 answer, and it
+ * judges by the interfaces of the moment, while a link may still be coming up. An
  * unusable family costs one fast ENETUNREACH at connect time instead.
  * -EINVAL: empty host, longer than RESOLVE_HOST_MAX, or e or cb missing. -EBUSY: already
  * RESOLVE_THREADS_MAX lookups running. -EAGAIN/-ENOMEM: no thread could be started. */
