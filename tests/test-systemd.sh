@@ -1,7 +1,8 @@
 #!/bin/bash
 # The real-systemd test: installs the build into an overlay of /, boots systemd 252 as
-# PID 1 in a container and drives alknetd.socket/alknetd.service there with systemctl,
-# alknetctl and journalctl, as an admin would after tools/install.sh.
+# PID 1 in a container (own network namespace) and drives alknetd.socket/alknetd.service
+# there with systemctl, alknetctl and journalctl as an admin would after tools/install.sh,
+# up to a real tunnel to an sshd in the container, all under the hardened unit.
 set -uo pipefail
 
 skip() { echo "SKIP: $*"; exit 77; }
@@ -98,7 +99,7 @@ boot_container() {
                 mkdir -p "$r/$cgname"
                 echo "$BASHPID" >"$r/$cgname/cgroup.procs"
         done
-        exec systemd-nspawn --quiet --register=no --keep-unit --link-journal=no \
+        exec systemd-nspawn --quiet --register=no --keep-unit --link-journal=no --private-network \
                 --console=pipe --machine="$machine" -b -D "$root"
 }
 
@@ -296,6 +297,71 @@ check "AdminGroup member may add" \
 check "AdminGroup member may remove" in_ct runuser -u alkadmin -- alknetctl remove fromadmin
 expect_fail "still denied for others after the reload" 'permission denied' \
         in_ct runuser -u alkreader -- alknetctl remove demo
+
+echo "== a real tunnel from inside the sandbox"
+# An OpenSSH sshd and an HTTP server on the container's own loopback (it has a private
+# network namespace), a key readable by the alknet user, and the spec's first-use flow:
+# up (host key unknown), trust, up, then traffic through SOCKS and a Local= forward.
+e2e_setup() {
+        in_ct bash -ec '
+                d=/run/alknet-e2e
+                mkdir -p $d/www /run/sshd /etc/alknet/keys
+                echo "hello through alknet" >$d/www/hello.txt
+                # Password "*": sshd without PAM refuses a locked ("!") account even for keys.
+                id alktun >/dev/null 2>&1 || useradd -M -N -g users -s /bin/sh -p "*" alktun
+                ssh-keygen -q -t ed25519 -N "" -C alknet-e2e -f /etc/alknet/keys/e2e
+                chgrp alknet /etc/alknet/keys /etc/alknet/keys/e2e
+                chmod 0750 /etc/alknet/keys
+                chmod 0640 /etc/alknet/keys/e2e
+                cp /etc/alknet/keys/e2e.pub $d/authorized_keys
+                ssh-keygen -q -t ed25519 -N "" -f $d/host_key
+                cat >$d/sshd_config <<EOF
+ListenAddress 127.0.0.1:22222
+HostKey $d/host_key
+AuthorizedKeysFile $d/authorized_keys
+StrictModes no
+UsePAM no
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+AllowTcpForwarding yes
+PidFile none
+EOF
+                systemd-run --quiet --unit=alknet-e2e-sshd /usr/sbin/sshd -D -e -f $d/sshd_config
+                systemd-run --quiet --unit=alknet-e2e-http \
+                        python3 -m http.server 28080 --bind 127.0.0.1 --directory $d/www'
+}
+e2e_listening() {
+        in_ct bash -c 'exec 3<>/dev/tcp/127.0.0.1/22222 && exec 4<>/dev/tcp/127.0.0.1/28080'
+}
+if check "sshd and HTTP server started in the container" e2e_setup &&
+   eventually "sshd and HTTP server listening" 10 e2e_listening; then
+        host_fp=$(in_ct ssh-keygen -lf /run/alknet-e2e/host_key.pub | awk '{print $2}')
+        check "alknetctl add e2e (SOCKS, Local=, identity, no pinned key)" \
+                in_ct alknetctl add e2e --server 127.0.0.1:22222 --user alktun \
+                --identity /etc/alknet/keys/e2e --socks 127.0.0.1:21080 \
+                --local 127.0.0.1:28081:127.0.0.1:28080 --autostart no
+        expect_fail "first up stops at the unknown host key and shows it" "${host_fp//+/\\+}" \
+                in_ct alknetctl up e2e --timeout 30
+        check "alknetctl trust e2e FINGERPRINT" in_ct alknetctl trust e2e "$host_fp"
+        expect_output "pinned key stored in the managed profile" "HostKey=${host_fp//+/\\+}" \
+                in_ct cat /var/lib/alknet/profiles/e2e.conf
+        check "alknetctl up e2e" in_ct alknetctl up e2e --timeout 30
+        expect_output "alknetctl status e2e says up" '^(e2e: up|State: +up)' in_ct alknetctl status e2e
+        expect_output "HTTP through the SOCKS5 port" '^hello through alknet$' \
+                in_ct curl -sS --max-time 10 -x socks5h://127.0.0.1:21080 http://127.0.0.1:28080/hello.txt
+        expect_output "HTTP through the Local= forward" '^hello through alknet$' \
+                in_ct curl -sS --max-time 10 http://127.0.0.1:28081/hello.txt
+        check "alknetctl down e2e" in_ct alknetctl down e2e
+        expect_output "alknetctl status e2e says down" '^(e2e: down|State: +down)' in_ct alknetctl status e2e
+        if journal_lines | grep -q '28080'; then
+                not_ok "forward and SOCKS targets never logged"
+                journal_lines | grep '28080' | sed 's/^/    /'
+        else
+                ok "forward and SOCKS targets never logged"
+        fi
+        check "alknetctl remove e2e" in_ct alknetctl remove e2e
+fi
+in_ct systemctl stop alknet-e2e-sshd.service alknet-e2e-http.service 2>/dev/null
 
 echo "== remove and stop"
 check "alknetctl remove demo" in_ct alknetctl remove demo
