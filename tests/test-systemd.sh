@@ -65,6 +65,7 @@ cleanup() {
         rm -rf "$work"
 }
 trap cleanup EXIT
+trap 'exit 1' INT TERM
 
 # Everything as installed, staged first so that the host's / is never written.
 if ! DESTDIR=$stage meson install -C "$ALKNET_BUILD_ROOT" --no-rebuild --quiet >"$work/install.log" 2>&1; then
