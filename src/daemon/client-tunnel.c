@@ -356,7 +356,7 @@ static int opener_open(void *ctx, const ChannelOpenRequest *req, ChannelOpenedCa
 
         if (t->state == TUNNEL_UP) {
                 channel_open_step(o); /* may already complete (or fail) */
-                (void) ssh_pump_flush(t->pump);
+                ssh_pump_kick(t->pump);
         }
         return 0;
 }
@@ -421,7 +421,7 @@ static void remote_dialed(int r, int fd, TunnelReason reason, void *userdata) {
                 log_debug_errno(r, "Tunnel %s: a Remote= target could not be reached: %m", t->profile->name);
                 (void) ssh_channel_close(channel);
                 ssh_channel_free(channel);
-                (void) ssh_pump_flush(t->pump);
+                ssh_pump_kick(t->pump);
                 return;
         }
         r = start_relay(t, channel, fd, NULL, 0);
@@ -429,7 +429,7 @@ static void remote_dialed(int r, int fd, TunnelReason reason, void *userdata) {
                 ssh_channel_free(channel);
                 safe_close(fd);
         }
-        (void) ssh_pump_flush(t->pump);
+        ssh_pump_kick(t->pump);
 }
 
 static const Forward *find_remote(const ClientTunnel *t, const char *addr, int port) {
@@ -579,7 +579,7 @@ static int on_keepalive(sd_event_source *s, uint64_t usec, void *userdata) {
                 (void) ssh_send_keepalive(t->session);
                 t->keepalive_sent = n;
                 t->global = GLOBAL_KEEPALIVE;
-                (void) ssh_pump_flush(t->pump);
+                ssh_pump_kick(t->pump);
         }
         next = MIN(MAX(t->last_rx, t->keepalive_sent) + interval, t->last_rx + limit);
         if (next <= n)
@@ -741,7 +741,7 @@ static void became_up(ClientTunnel *t) {
         ssh_set_message_callback(t->session, on_message, t);
         if (t->profile->keepalive_interval_usec > 0) {
                 r = sd_event_add_time_relative(t->event, &t->keepalive, CLOCK_MONOTONIC,
-                                               t->profile->keepalive_interval_usec, USEC_PER_SEC / 10, on_keepalive, t);
+                                               t->profile->keepalive_interval_usec, USEC_PER_MSEC, on_keepalive, t);
                 if (r < 0)
                         log_warning_errno(r, "Tunnel %s: no keepalives: %m", t->profile->name);
         }
@@ -822,6 +822,10 @@ static int pump_handler(SshPump *p, void *userdata) {
                 if (t->raw_counter.in_bytes == before)
                         break;
         }
+        if (t->raw_counter.in_packets != t->last_in_packets) {
+                t->last_in_packets = t->raw_counter.in_packets;
+                t->last_rx = now(CLOCK_MONOTONIC);
+        }
         process_globals(t);
         process_opens(t);
         return 0;
@@ -830,7 +834,8 @@ static int pump_handler(SshPump *p, void *userdata) {
 static void dialed(int r, int fd, TunnelReason reason, void *userdata) {
         ClientTunnel *t = userdata;
         char message[256];
-        long verbosity = SSH_LOG_NOLOG;
+        /* libssh's own tracing, for debugging only: it may print names and addresses. */
+        long verbosity = getenv("ALKNET_LIBSSH_VERBOSITY") ? atol(getenv("ALKNET_LIBSSH_VERBOSITY")) : SSH_LOG_NOLOG;
         int nodelay = 1, process_config = 0, rc;
         _cleanup_(closep) int sock = fd;
 
@@ -841,6 +846,8 @@ static void dialed(int r, int fd, TunnelReason reason, void *userdata) {
                 return;
         }
 
+        if (verbosity > 0)
+                (void) ssh_set_log_level((int) verbosity);
         t->session = ssh_new();
         if (!t->session) {
                 fail_attempt(t, TUNNEL_REASON_DISCONNECTED, "out of memory");
@@ -879,7 +886,7 @@ static void dialed(int r, int fd, TunnelReason reason, void *userdata) {
                 return;
         }
         if (pump_handler(t->pump, t) >= 0)
-                (void) ssh_pump_flush(t->pump);
+                ssh_pump_kick(t->pump);
 }
 
 static void start_attempt(ClientTunnel *t) {

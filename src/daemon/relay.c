@@ -210,7 +210,7 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         }
         relay_process(r);
         if (!r->done)
-                (void) ssh_pump_flush(r->pump);
+                ssh_pump_kick(r->pump);
         return 0;
 }
 

@@ -50,6 +50,12 @@ int ssh_pump_flush(SshPump *p) {
         return p->congested ? 0 : 1;
 }
 
+void ssh_pump_kick(SshPump *p) {
+        (void) ssh_pump_flush(p);
+        /* Also after a failed flush: the handler is where a dead session is noticed. */
+        (void) sd_event_source_set_enabled(p->defer, SD_EVENT_ONESHOT);
+}
+
 static int run_handler(SshPump *p) {
         int one = 1, r;
 

@@ -28,6 +28,11 @@ void ssh_pump_schedule(SshPump *p);
  * session. */
 int ssh_pump_flush(SshPump *p);
 
+/* For code outside the handler (a relay's socket event, a timer): flushes, and schedules
+ * a handler pass, because libssh reads and dispatches incoming packets while it flushes.
+ * Channel data it read then sits in libssh with no fd event left to announce it. */
+void ssh_pump_kick(SshPump *p);
+
 /* True while libssh still holds unsent output (after the last flush). */
 int ssh_pump_congested(const SshPump *p);
 
