@@ -474,6 +474,34 @@ START_TEST(test_read_only_and_reload) {
 }
 END_TEST
 
+START_TEST(test_reload_conflict_with_new_admin_profile) {
+        char profiles_d[128];
+        struct json_object *r, *a;
+        int fd;
+
+        snprintf(profiles_d, sizeof profiles_d, "%s/profiles.d", etc_dir);
+        start_manager();
+        fd = client_new();
+        r = add_profile(fd, "demo", S("Server", "127.0.0.1:22"));
+        assert_ok(r);
+        json_object_put(r);
+
+        /* An admin profile on the same default SOCKS port wins; the managed one, although
+         * loaded before, must not be kept beside it. */
+        write_in(profiles_d, "admin.conf", "[Tunnel]\nServer=admin.example\n");
+        r = call(fd, "io.alknet.Manager.Reload", NULL);
+        assert_ok(r);
+        ck_assert_int_eq(json_object_get_int(json_object_object_get(params_of(r), "profiles")), 1);
+        a = json_object_object_get(params_of(r), "problems");
+        ck_assert_uint_eq(json_object_array_length(a), 1);
+        ck_assert_str_eq(str_at(json_object_array_get_idx(a, 0), "field"), "Listen");
+        json_object_put(r);
+        ck_assert_ptr_nonnull(profile_store_get(m->store, "admin"));
+        ck_assert_ptr_null(profile_store_get(m->store, "demo"));
+        client_close(fd);
+}
+END_TEST
+
 START_TEST(test_pipelining_and_oneway) {
         struct json_object *r;
         int fd;
@@ -737,6 +765,7 @@ int main(void) {
         tcase_add_test(tc, test_profile_lifecycle);
         tcase_add_loop_test(tc, test_add_invalid, 0, ELEMENTSOF(invalid_adds));
         tcase_add_test(tc, test_read_only_and_reload);
+        tcase_add_test(tc, test_reload_conflict_with_new_admin_profile);
         tcase_add_test(tc, test_pipelining_and_oneway);
         tcase_add_loop_test(tc, test_bad_input_closes_only_that_connection, 0, ELEMENTSOF(bad_inputs));
         tcase_add_test(tc, test_limits);

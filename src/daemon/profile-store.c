@@ -129,6 +129,11 @@ static int keep_previous(const ProfileStore *s, ProfileList *l, const char *name
         r = profile_dup(old, &copy);
         if (r < 0)
                 return r;
+        /* The old version may clash with what loaded before it this time. */
+        if (conflicts_in(l->items, l->n, copy, &(ProfileError) {}) < 0) {
+                profile_free(copy);
+                return 0;
+        }
         r = list_insert(l, copy);
         if (r < 0) {
                 profile_free(copy);
