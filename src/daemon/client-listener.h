@@ -11,13 +11,15 @@
 
 /* SOCKS connections still held by the SOCKS server: in the handshake, waiting for the
  * channel, or lingering briefly after an error reply. Beyond this, new SOCKS connections
- * are closed at once. */
-#define CLIENT_LISTENERS_HANDSHAKES_MAX_DEFAULT 128u
+ * are closed at once. Sized for bursts (a browser opening a page, 200 parallel fetches)
+ * while still bounding what idle half-open clients can hold: each costs < 1 KiB. */
+#define CLIENT_LISTENERS_HANDSHAKES_MAX_DEFAULT 1024u
 /* Local= connections waiting for their channel; beyond this, new ones are closed at once. */
-#define CLIENT_LISTENERS_PENDING_OPENS_MAX_DEFAULT 256u
+#define CLIENT_LISTENERS_PENDING_OPENS_MAX_DEFAULT 1024u
 /* Connections taken per wakeup of one listener, so one busy port cannot starve the loop. */
 #define CLIENT_LISTENERS_ACCEPT_BATCH 64u
-#define CLIENT_LISTENERS_BACKLOG 128
+/* A burst of connects beyond the backlog loses SYNs and costs each a 1 s retransmit. */
+#define CLIENT_LISTENERS_BACKLOG 1024
 /* When accept() fails for want of fds or memory, the listener rests this long instead of
  * spinning on a socket that stays readable. */
 #define CLIENT_LISTENERS_ACCEPT_PAUSE_USEC (250 * USEC_PER_MSEC)
