@@ -116,6 +116,43 @@ par_ok=$(for ((i = 0; i < PARALLEL; i++)); do fx_sha256 "$par_dir/$i"; done | gr
 fx_check "$PARALLEL parallel transfers, every checksum right" eval '[[ $par_fail == 0 && $par_ok == $PARALLEL ]]'
 fx_check "re-keying happened" eval '(( $(grep -c "rekeying\|KEX done\|kex_input_newkeys" "$FX_SSHD_LOG" || true) >= 0 ))'
 
+# ---- through an upstream proxy, which gets the server's name unresolved ----
+proxy_profile() { # NAME PROXY-URL
+        local port
+        port=$(fx_free_port)
+        "${CTL[@]}" add "$1" --server "localhost:$FX_SSHD_PORT" --user "$FX_USER" --identity "$FX_CLIENT_KEY" \
+                --host-key "$FX_HOSTKEY_FP" --socks "127.0.0.1:$port" --proxy "$2" >/dev/null
+        PROXY_SOCKS=$port
+}
+if command -v microsocks >/dev/null; then
+        ms_port=$(fx_free_port)
+        fx_bg "$FX_DIR/microsocks.log" microsocks -i 127.0.0.1 -p "$ms_port"
+        fx_wait_port "$ms_port" 10
+        proxy_profile viasocks "socks5://127.0.0.1:$ms_port"
+        fx_check "up through a SOCKS5 proxy (microsocks)" "${CTL[@]}" up viasocks
+        fx_check "data through the SOCKS5-proxied tunnel" eval '[[ $(curl -sS --max-time 60 -x "socks5h://127.0.0.1:$PROXY_SOCKS" "http://$HTTP_NAME:$FX_HTTP_PORT/small.bin" | sha256sum | cut -d" " -f1) == $SMALL_SHA ]]'
+        "${CTL[@]}" remove viasocks >/dev/null
+        fx_stop "$FX_LAST_PID"
+else
+        fx_fail "microsocks is installed (tools/deps.sh installs it)"
+fi
+if command -v tinyproxy >/dev/null; then
+        tp_port=$(fx_free_port)
+        printf 'Port %s\nListen 127.0.0.1\nTimeout 60\nAllow 127.0.0.1\nLogLevel Info\nLogFile "%s"\n' \
+                "$tp_port" "$FX_DIR/tinyproxy.log" >"$FX_DIR/tinyproxy.conf"
+        fx_bg "$FX_DIR/tinyproxy.out" tinyproxy -d -c "$FX_DIR/tinyproxy.conf"
+        tp_pid=$FX_LAST_PID
+        fx_wait_port "$tp_port" 10
+        proxy_profile viahttp "http://127.0.0.1:$tp_port"
+        fx_check "up through an HTTP CONNECT proxy (tinyproxy)" "${CTL[@]}" up viahttp
+        fx_check "data through the HTTP-proxied tunnel" eval '[[ $(curl -sS --max-time 60 -x "socks5h://127.0.0.1:$PROXY_SOCKS" "http://$HTTP_NAME:$FX_HTTP_PORT/small.bin" | sha256sum | cut -d" " -f1) == $SMALL_SHA ]]'
+        fx_check "the proxy was asked for the name, not an address" grep -q "CONNECT localhost:$FX_SSHD_PORT" "$FX_DIR/tinyproxy.log"
+        "${CTL[@]}" remove viahttp >/dev/null
+        fx_stop "$tp_pid"
+else
+        fx_fail "tinyproxy is installed (tools/deps.sh installs it)"
+fi
+
 # ---- the server goes away mid-transfer, several times ----
 for round in 1 2 3; do
         ( get_socks big.bin >/dev/null 2>&1 || true ) &
