@@ -170,7 +170,15 @@ static void on_tunnel_state(ClientTunnel *t, void *userdata) {
 }
 
 static int on_pin_host_key(ClientTunnel *t, const char *fingerprint, void *userdata) {
-        return manager_pin_host_key(userdata, client_tunnel_name(t), fingerprint);
+        Manager *m = userdata;
+        int r;
+
+        r = manager_pin_host_key(m, client_tunnel_name(t), fingerprint);
+        if (r < 0)
+                return r;
+        /* The tunnel checks keys against its own copy of the profile: without the pin there,
+         * the next reconnect would accept (and pin) whatever other key it is shown. */
+        return client_tunnel_set_profile(t, profile_store_get(m->store, client_tunnel_name(t)), NULL);
 }
 
 int manager_sync_tunnels(Manager *m) {
