@@ -68,6 +68,13 @@ stage "tests (ASan+UBSan)" build-asan/meson-logs/testlog.json env \
 banner "unit tests under valgrind"
 stage "unit tests (valgrind)" build/meson-logs/testlog-valgrind.json meson test -C build --setup=valgrind --suite unit -v --print-errorlogs
 
+banner "tunnel test with the daemon under valgrind"
+# Smaller transfers: valgrind runs the daemon about 30 times slower.
+stage "tunnel test (daemon under valgrind)" build/meson-logs/testlog-tunnel-valgrind.json env \
+        ALKNET_VALGRIND=1 ALKNET_TEST_SIZE_MIB=16 ALKNET_TEST_PARALLEL=10 \
+        meson test -C build --no-rebuild test-tunnel -v --print-errorlogs --timeout-multiplier 3 \
+        --logbase testlog-tunnel-valgrind
+
 banner "build (clang, libFuzzer)"
 # The fuzz targets live under tests/, so the tests stay enabled in this build. Every
 # executable named fuzz-* is a target; its seeds are in tests/fuzz/corpus-NAME.
