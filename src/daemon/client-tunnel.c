@@ -62,12 +62,6 @@ struct RemoteConn {
         Dial *dial;
 };
 
-typedef struct RelayEntry {
-        Relay *relay;
-        struct RelayEntry *prev, *next;
-        ClientTunnel *tunnel;
-} RelayEntry;
-
 struct ClientTunnel {
         sd_event *event;
         Profile *profile;
@@ -100,7 +94,6 @@ struct ClientTunnel {
         uint64_t last_in_packets;
         sd_event_source *timer;     /* backoff wait, or the attempt's deadline */
         sd_event_source *keepalive; /* while up */
-        sd_event_source *reaper;    /* frees finished relays outside their callbacks */
 
         GlobalRequest global;
         size_t next_forward;
@@ -110,11 +103,7 @@ struct ClientTunnel {
         ChannelOpen *opens;
         size_t n_opens;
         RemoteConn *remotes;
-        RelayEntry *relays;
-        RelayEntry *dead_relays;
-        size_t n_relays;
-        uint64_t channels_total;
-        uint64_t bytes_in, bytes_out;
+        RelaySet *relays; /* outlives sessions: its totals are the profile's */
 };
 
 #define LIST_PREPEND(head, item)              \
@@ -159,7 +148,7 @@ const char *client_tunnel_presented_host_key(const ClientTunnel *t) {
 }
 
 size_t client_tunnel_n_channels(const ClientTunnel *t) {
-        return t->n_relays;
+        return relay_set_size(t->relays);
 }
 
 static void start_attempt(ClientTunnel *t);
@@ -222,27 +211,8 @@ static int on_open_deadline(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
-static void relay_done(Relay *r, int error, void *userdata);
-
 static int start_relay(ClientTunnel *t, ssh_channel channel, int fd, const void *initial, size_t n_initial) {
-        RelayEntry *e;
-        int r;
-
-        e = calloc(1, sizeof *e);
-        if (!e)
-                return -ENOMEM;
-        e->tunnel = t;
-        r = relay_new(t->event, t->pump, channel, fd, initial, n_initial, &t->bytes_in, &t->bytes_out, relay_done, e,
-                      &e->relay);
-        if (r < 0) {
-                free(e);
-                return r;
-        }
-        LIST_PREPEND(t->relays, e);
-        t->n_relays++;
-        t->channels_total++;
-        relay_process(e->relay);
-        return 0;
+        return relay_set_start(t->relays, t->pump, channel, fd, initial, n_initial);
 }
 
 /* Failure reason of a refused channel open: libssh keeps it only in its error text. */
@@ -313,7 +283,7 @@ static int opener_open(void *ctx, const ChannelOpenRequest *req, ChannelOpenedCa
                 return -ENOTCONN;
         if (t->state == TUNNEL_FAILED)
                 return -EHOSTUNREACH;
-        if (t->n_opens >= TUNNEL_PENDING_OPENS_MAX || t->n_relays >= TUNNEL_CHANNELS_MAX)
+        if (t->n_opens >= TUNNEL_PENDING_OPENS_MAX || relay_set_size(t->relays) >= TUNNEL_CHANNELS_MAX)
                 return -EBUSY;
         if (req->n_initial > RELAY_BUFFER_SIZE)
                 return -E2BIG;
@@ -363,41 +333,6 @@ static int opener_open(void *ctx, const ChannelOpenRequest *req, ChannelOpenedCa
 
 static void opener_cancel(void *ctx, void *handle) {
         channel_open_free(handle, false);
-}
-
-/* ---- relays ---- */
-
-static int on_reap(sd_event_source *s, void *userdata) {
-        ClientTunnel *t = userdata;
-
-        while (t->dead_relays) {
-                RelayEntry *e = t->dead_relays;
-                LIST_REMOVE(t->dead_relays, e);
-                relay_free(e->relay);
-                free(e);
-        }
-        return 0;
-}
-
-static void relay_done(Relay *r, int error, void *userdata) {
-        RelayEntry *e = userdata;
-        ClientTunnel *t = e->tunnel;
-
-        /* Freed from a defer source: this callback runs inside the relay's own code. */
-        LIST_REMOVE(t->relays, e);
-        t->n_relays--;
-        LIST_PREPEND(t->dead_relays, e);
-        (void) sd_event_source_set_enabled(t->reaper, SD_EVENT_ONESHOT);
-}
-
-static void process_relays(ClientTunnel *t) {
-        RelayEntry *e, *next;
-
-        for (e = t->relays; e; e = next) {
-                next = e->next;
-                if (relay_wants_pump(e->relay))
-                        relay_process(e->relay);
-        }
 }
 
 /* ---- remote forwards ---- */
@@ -465,7 +400,7 @@ static int on_message(ssh_session s, ssh_message m, void *userdata) {
 
         if (ssh_message_type(m) != SSH_REQUEST_CHANNEL_OPEN || ssh_message_subtype(m) != SSH_CHANNEL_FORWARDED_TCPIP)
                 return 1; /* refused by libssh's default reply */
-        if (t->stopping || t->n_relays >= TUNNEL_CHANNELS_MAX)
+        if (t->stopping || relay_set_size(t->relays) >= TUNNEL_CHANNELS_MAX)
                 return 1;
         f = find_remote(t, ssh_message_channel_request_open_destination(m),
                         ssh_message_channel_request_open_destination_port(m));
@@ -599,14 +534,7 @@ static void close_session(ClientTunnel *t) {
         /* Channels belong to the session: release them before it. */
         while (t->remotes)
                 remote_conn_free(t->remotes);
-        while (t->relays) {
-                RelayEntry *e = t->relays;
-                LIST_REMOVE(t->relays, e);
-                t->n_relays--;
-                relay_free(e->relay);
-                free(e);
-        }
-        (void) on_reap(NULL, t);
+        relay_set_clear(t->relays);
         for (ChannelOpen *o = t->opens; o; o = o->next)
                 if (o->channel) {
                         ssh_channel_free(o->channel);
@@ -818,7 +746,7 @@ static int pump_handler(SshPump *p, void *userdata) {
                         fail_attempt(t, TUNNEL_REASON_DISCONNECTED, message);
                         return -ECANCELED;
                 }
-                process_relays(t);
+                relay_set_process(t->relays);
                 if (t->raw_counter.in_bytes == before)
                         break;
         }
@@ -943,10 +871,9 @@ int client_tunnel_new(sd_event *e, const Profile *p, const char *state_dir, cons
         r = profile_dup(p, &t->profile);
         if (r < 0)
                 return r;
-        r = sd_event_add_defer(e, &t->reaper, on_reap, t);
+        r = relay_set_new(e, &t->relays);
         if (r < 0)
                 return r;
-        (void) sd_event_source_set_enabled(t->reaper, SD_EVENT_OFF);
         *ret = TAKE_PTR(t);
         return 0;
 }
@@ -958,7 +885,7 @@ ClientTunnel *client_tunnel_free(ClientTunnel *t) {
         while (t->opens)
                 channel_open_free(t->opens, true);
         t->listeners = client_listeners_free(t->listeners);
-        sd_event_source_disable_unref(t->reaper);
+        relay_set_free(t->relays);
         profile_free(t->profile);
         free(t->state_dir);
         sd_event_unref(t->event);
@@ -1109,10 +1036,10 @@ int client_tunnel_status_json(const ClientTunnel *t, struct json_object **ret) {
         json_object_object_add(o, "reconnects", json_object_new_int64(t->reconnects));
         if (t->rtt_valid && t->state == TUNNEL_UP)
                 json_object_object_add(o, "rttUSec", json_object_new_int64((int64_t) t->rtt_usec));
-        json_object_object_add(o, "channels", json_object_new_int64((int64_t) t->n_relays));
-        json_object_object_add(o, "channelsTotal", json_object_new_int64((int64_t) t->channels_total));
-        json_object_object_add(o, "bytesIn", json_object_new_int64((int64_t) t->bytes_in));
-        json_object_object_add(o, "bytesOut", json_object_new_int64((int64_t) t->bytes_out));
+        json_object_object_add(o, "channels", json_object_new_int64((int64_t) relay_set_size(t->relays)));
+        json_object_object_add(o, "channelsTotal", json_object_new_int64((int64_t) relay_set_total(t->relays)));
+        json_object_object_add(o, "bytesIn", json_object_new_int64((int64_t) relay_set_bytes_in(t->relays)));
+        json_object_object_add(o, "bytesOut", json_object_new_int64((int64_t) relay_set_bytes_out(t->relays)));
         if (t->listeners) {
                 for (char *const *i = client_listeners_socks_addresses(t->listeners); *i; i++)
                         json_object_array_add(a, json_object_new_string(*i));

@@ -16,6 +16,11 @@ void daemon_config_init(DaemonConfig *c) {
                 .max_connections = CONTROL_MAX_CONNECTIONS_DEFAULT,
                 .max_message_size = CONTROL_MAX_MESSAGE_SIZE_DEFAULT,
         };
+        server_config_init(&c->server);
+}
+
+void daemon_config_done(DaemonConfig *c) {
+        server_config_done(&c->server);
 }
 
 int parse_size(const char *s, size_t *ret) {
@@ -86,8 +91,16 @@ static int config_assignment(const char *section, const char *key, const char *v
         char reason[256];
         int r;
 
+        if (streq(section, "Server")) {
+                r = server_config_set(&c->server, key, value, reason, sizeof reason);
+                if (r == -ENOMEM)
+                        return r;
+                if (r < 0)
+                        return load_problems_add(st->problems, st->file, line, key, reason, "ignored");
+                return 0;
+        }
         if (!streq(section, "Control")) {
-                /* [Server] and later sections belong to roles this daemon may not have yet. */
+                /* Sections of roles this daemon does not have are reported, not fatal. */
                 (void) snprintf(reason, sizeof reason, "unknown section [%s]", section);
                 return load_problems_add(st->problems, st->file, line, key, reason, "ignored");
         }

@@ -1,4 +1,4 @@
-/* alknetd.conf: daemon-wide settings ([Control] for now). */
+/* alknetd.conf: daemon-wide settings: [Control] and the server role's [Server]. */
 #pragma once
 
 #include <stdbool.h>
@@ -6,6 +6,7 @@
 #include <sys/types.h>
 
 #include "load-problem.h"
+#include "server-config.h"
 
 #define CONTROL_MAX_CONNECTIONS_DEFAULT 64u
 #define CONTROL_MAX_CONNECTIONS_LIMIT 4096u
@@ -18,9 +19,11 @@ typedef struct DaemonConfig {
         gid_t admin_gid;
         unsigned max_connections;
         size_t max_message_size;
+        ServerConfig server;
 } DaemonConfig;
 
 void daemon_config_init(DaemonConfig *c);
+void daemon_config_done(DaemonConfig *c);
 
 /* Applies one file's text on top of c. Bad lines are reported to problems (and logged)
  * and skipped; the rest applies. Returns 0, or -ENOMEM. */

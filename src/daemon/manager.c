@@ -37,8 +37,11 @@ static int load_all(Manager *m, LoadProblems *problems) {
 
         daemon_config_init(&config);
         r = daemon_config_load(&config, m->config_dir, problems);
-        if (r < 0)
+        if (r < 0) {
+                daemon_config_done(&config);
                 return log_error_errno(r, "Failed to load %s/alknetd.conf: %m", m->config_dir);
+        }
+        daemon_config_done(&m->config);
         m->config = config;
         if (m->control) {
                 ControlLimits limits;
@@ -406,6 +409,7 @@ Manager *manager_free(Manager *m) {
         netwatch_free(m->netwatch);
         sd_event_source_disable_unref(m->drain_timer);
         profile_store_free(m->store);
+        daemon_config_done(&m->config);
         sd_event_source_disable_unref(m->sigterm);
         sd_event_source_disable_unref(m->sigint);
         sd_event_source_disable_unref(m->sighup);

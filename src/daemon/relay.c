@@ -293,3 +293,141 @@ Relay *relay_free(Relay *r) {
         free(r);
         return NULL;
 }
+
+typedef struct RelayEntry {
+        struct RelayEntry *prev, *next;
+        RelaySet *set;
+        Relay *relay;
+} RelayEntry;
+
+struct RelaySet {
+        RelayEntry *live;
+        RelayEntry *dead;
+        size_t n_live;
+        uint64_t total;
+        uint64_t bytes_in, bytes_out;
+        sd_event_source *reaper;
+};
+
+static void entry_unlink(RelayEntry **head, RelayEntry *e) {
+        if (e->prev)
+                e->prev->next = e->next;
+        else
+                *head = e->next;
+        if (e->next)
+                e->next->prev = e->prev;
+        e->prev = e->next = NULL;
+}
+
+static void entry_push(RelayEntry **head, RelayEntry *e) {
+        e->prev = NULL;
+        e->next = *head;
+        if (*head)
+                (*head)->prev = e;
+        *head = e;
+}
+
+static int on_reap(sd_event_source *source, void *userdata) {
+        RelaySet *s = userdata;
+
+        while (s->dead) {
+                RelayEntry *e = s->dead;
+                entry_unlink(&s->dead, e);
+                relay_free(e->relay);
+                free(e);
+        }
+        return 0;
+}
+
+static void entry_done(Relay *r, int error, void *userdata) {
+        RelayEntry *e = userdata;
+        RelaySet *s = e->set;
+
+        entry_unlink(&s->live, e);
+        s->n_live--;
+        entry_push(&s->dead, e);
+        (void) sd_event_source_set_enabled(s->reaper, SD_EVENT_ONESHOT);
+}
+
+int relay_set_new(sd_event *e, RelaySet **ret) {
+        RelaySet *s;
+        int r;
+
+        s = calloc(1, sizeof *s);
+        if (!s)
+                return -ENOMEM;
+        r = sd_event_add_defer(e, &s->reaper, on_reap, s);
+        if (r < 0) {
+                free(s);
+                return r;
+        }
+        (void) sd_event_source_set_enabled(s->reaper, SD_EVENT_OFF);
+        (void) sd_event_source_set_description(s->reaper, "relay-reaper");
+        *ret = s;
+        return 0;
+}
+
+void relay_set_clear(RelaySet *s) {
+        while (s->live) {
+                RelayEntry *e = s->live;
+                entry_unlink(&s->live, e);
+                s->n_live--;
+                relay_free(e->relay);
+                free(e);
+        }
+        (void) on_reap(NULL, s);
+}
+
+RelaySet *relay_set_free(RelaySet *s) {
+        if (!s)
+                return NULL;
+        relay_set_clear(s);
+        sd_event_source_disable_unref(s->reaper);
+        free(s);
+        return NULL;
+}
+
+int relay_set_start(RelaySet *s, SshPump *pump, ssh_channel channel, int fd, const void *initial, size_t n_initial) {
+        RelayEntry *e;
+        int r;
+
+        e = calloc(1, sizeof *e);
+        if (!e)
+                return -ENOMEM;
+        e->set = s;
+        r = relay_new(sd_event_source_get_event(s->reaper), pump, channel, fd, initial, n_initial, &s->bytes_in,
+                      &s->bytes_out, entry_done, e, &e->relay);
+        if (r < 0) {
+                free(e);
+                return r;
+        }
+        entry_push(&s->live, e);
+        s->n_live++;
+        s->total++;
+        relay_process(e->relay);
+        return 0;
+}
+
+void relay_set_process(RelaySet *s) {
+        for (RelayEntry *e = s->live, *next; e; e = next) {
+                next = e->next;
+                if (relay_wants_pump(e->relay))
+                        relay_process(e->relay);
+        }
+}
+
+size_t relay_set_size(const RelaySet *s) {
+        return s->n_live;
+}
+
+uint64_t relay_set_total(const RelaySet *s) {
+        return s->total;
+}
+
+uint64_t relay_set_bytes_in(const RelaySet *s) {
+        return s->bytes_in;
+}
+
+uint64_t relay_set_bytes_out(const RelaySet *s) {
+        return s->bytes_out;
+}

@@ -32,3 +32,23 @@ void relay_process(Relay *r);
 /* True when relay_process() after a pump pass might have work: channel data flagged,
  * or bytes waiting for window. Lets the owner skip idle relays cheaply. */
 bool relay_wants_pump(const Relay *r);
+
+/* The relays of one SSH session (or one tunnel across its sessions), with totals. Relays
+ * that finish are freed from a defer source, outside their own callbacks. */
+typedef struct RelaySet RelaySet;
+
+int relay_set_new(sd_event *e, RelaySet **ret);
+RelaySet *relay_set_free(RelaySet *s);
+DEFINE_POINTER_CLEANUP_FUNC(RelaySet, relay_set_free);
+
+/* Takes channel and fd on success; on failure both stay the caller's. */
+int relay_set_start(RelaySet *s, SshPump *pump, ssh_channel channel, int fd, const void *initial, size_t n_initial);
+/* After each pump pass: lets every relay with pending work move its bytes. */
+void relay_set_process(RelaySet *s);
+/* Frees every relay now (before the session that owns their channels goes away). */
+void relay_set_clear(RelaySet *s);
+
+size_t relay_set_size(const RelaySet *s);
+uint64_t relay_set_total(const RelaySet *s);
+uint64_t relay_set_bytes_in(const RelaySet *s);
+uint64_t relay_set_bytes_out(const RelaySet *s);

@@ -1,0 +1,59 @@
+/* The [Server] section of alknetd.conf: the forwarding-only SSH server role. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "macro.h"
+
+#define SERVER_LOGIN_GRACE_DEFAULT_USEC (20 * USEC_PER_SEC)
+#define SERVER_MAX_SESSIONS_DEFAULT 256u
+#define SERVER_MAX_PER_SOURCE_DEFAULT 16u
+#define SERVER_MAX_AUTH_TRIES_DEFAULT 6u
+#define SERVER_MAX_CHANNELS_DEFAULT 256u
+#define SERVER_LISTEN_MAX 16u
+#define SERVER_POLICY_MAX 256u
+
+typedef enum ServerTransport {
+        SERVER_TRANSPORT_TCP,
+        SERVER_TRANSPORT_TLS,
+} ServerTransport;
+
+typedef struct ServerListen {
+        ServerTransport transport;
+        char *host; /* IP literal, without brackets */
+        uint16_t port;
+} ServerListen;
+
+typedef struct ServerConfig {
+        ServerListen *listen;
+        size_t n_listen;
+        char *host_key;             /* NULL: generated once in the state directory */
+        char *authorized_keys;
+        char *trusted_user_ca_keys;
+        char *tls_certificate;
+        char *tls_key;
+        bool stealth;
+        char *stealth_fallback;     /* host:port of a real web backend, or NULL */
+        uint64_t login_grace_usec;
+        unsigned max_sessions;
+        unsigned max_per_source;
+        unsigned max_auth_tries;
+        unsigned max_channels;
+        bool gateway_ports;         /* Remote forwards may bind non-loopback addresses */
+        char **permit_open;         /* NULL-terminated "pattern:ports"; empty list: anything */
+        char **deny_open;
+        char *outbound_proxy;       /* socks5:// or http:// */
+        bool seen;                  /* a [Server] section was present */
+} ServerConfig;
+
+void server_config_init(ServerConfig *c);
+void server_config_done(ServerConfig *c);
+
+/* One Key=Value of [Server]. -ENOENT unknown key, -EINVAL bad value (*ret_reason set,
+ * a static or snprintf'd string in reason_buf). */
+int server_config_set(ServerConfig *c, const char *key, const char *value, char *reason_buf, size_t reason_size);
+
+/* "tcp:0.0.0.0:2222", "tls:[::]:443" */
+int server_listen_parse(const char *s, ServerListen *ret);
