@@ -296,7 +296,11 @@ static int on_drain(sd_event_source *s, uint64_t usec, void *userdata) {
         (void) sd_event_now(m->event, CLOCK_MONOTONIC, &t);
         if (channels_open(m) == 0 || usec >= m->drain_deadline)
                 return sd_event_exit(m->event, 0);
-        return sd_event_source_set_time(s, t + 50 * USEC_PER_MSEC);
+        /* A time source is off once it fired: a new time alone would never fire. */
+        if (sd_event_source_set_time(s, t + 50 * USEC_PER_MSEC) < 0 ||
+            sd_event_source_set_enabled(s, SD_EVENT_ONESHOT) < 0)
+                return sd_event_exit(m->event, 0);
+        return 0;
 }
 
 static int on_terminate(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
