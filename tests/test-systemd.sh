@@ -217,6 +217,56 @@ for line in sys.stdin:
 journal_has() {
         journal_lines | grep -Eq -- "^$1"$'\t'"$2"
 }
+# journal_entry PROFILE MESSAGE_ID PRIORITY REGEX: some entry of the unit carries exactly
+# these structured fields and a MESSAGE matching the Python REGEX; else prints the
+# profile's entries.
+journal_entry() {
+        in_ct journalctl -u alknetd.service -o json --no-pager | python3 -c '
+import json, re, sys
+profile, message_id, priority, regex = sys.argv[1:5]
+seen = []
+for line in sys.stdin:
+    e = json.loads(line)
+    m = e.get("MESSAGE")
+    if isinstance(m, list):
+        m = bytes(m).decode("utf-8", "replace")
+    if e.get("ALKNET_PROFILE") != profile:
+        continue
+    if (e.get("MESSAGE_ID") == message_id and e.get("PRIORITY") == priority and m is not None
+            and re.search(regex, m)):
+        sys.exit(0)
+    seen.append("PRIORITY=%s MESSAGE_ID=%s %s" % (e.get("PRIORITY"), e.get("MESSAGE_ID", "-"), m))
+print("no entry with PRIORITY=%s MESSAGE_ID=%s matching %s; entries of %s:" % (priority, message_id, regex, profile))
+print("\n".join(seen) or "(none)")
+sys.exit(1)
+' "$@"
+}
+# journal_never_mentions DESC STRING: STRING is in no line of "journalctl -u alknetd" and
+# in no field the daemon sent (the journal's own fields, "_*", hold timestamps and
+# cursors in which any digits may turn up).
+journal_never_mentions() {
+        local desc=$1 needle=$2 out
+        out=$({
+                in_ct journalctl -u alknetd.service --no-pager
+                in_ct journalctl -u alknetd.service -o json --no-pager | python3 -c '
+import json, sys
+for line in sys.stdin:
+    e = json.loads(line)
+    for k, v in e.items():
+        if k.startswith("_"):
+            continue
+        if isinstance(v, list):
+            v = bytes(v).decode("utf-8", "replace")
+        print("%s=%s" % (k, v))
+'
+        } | grep -F -- "$needle")
+        if [[ -z $out ]]; then
+                ok "$desc"
+        else
+                not_ok "$desc"
+                printf '    %s\n' "${out//$'\n'/$'\n'    }"
+        fi
+}
 
 unitdir=$(in_ct bash -c 'for d in /usr/local/lib/systemd/system /lib/systemd/system /usr/lib/systemd/system; do [[ -f $d/alknetd.service ]] && { echo $d; break; }; done')
 
@@ -302,10 +352,15 @@ expect_fail "still denied for others after the reload" 'permission denied' \
 echo "== a real tunnel from inside the sandbox"
 # An OpenSSH sshd and an HTTP server on the container's own loopback (it has a private
 # network namespace), a key readable by the alknet user, and the spec's first-use flow:
-# up (host key unknown), trust, up, then traffic through SOCKS and a Local= forward.
+# up (host key unknown), trust, up, then traffic through SOCKS and Local= forwards (TCP
+# and a unix socket in the state directory, the one place the sandbox lets it create
+# one), an sshd outage, a stop with a stream open, and AutoStart=.
+E2E=/run/alknet-e2e
+HTTP_TARGET=127.0.0.1:28080 # the destination: must never reach the journal
+SSHD_PORT=22222
+E2E_SOCK=/var/lib/alknet/e2e-http.sock
 e2e_setup() {
-        in_ct bash -ec '
-                d=/run/alknet-e2e
+        in_ct env d="$E2E" port="$SSHD_PORT" hport="${HTTP_TARGET#*:}" bash -ec '
                 mkdir -p $d/www /run/sshd /etc/alknet/keys
                 echo "hello through alknet" >$d/www/hello.txt
                 # Password "*": sshd without PAM refuses a locked ("!") account even for keys.
@@ -317,7 +372,7 @@ e2e_setup() {
                 cp /etc/alknet/keys/e2e.pub $d/authorized_keys
                 ssh-keygen -q -t ed25519 -N "" -f $d/host_key
                 cat >$d/sshd_config <<EOF
-ListenAddress 127.0.0.1:22222
+ListenAddress 127.0.0.1:$port
 HostKey $d/host_key
 AuthorizedKeysFile $d/authorized_keys
 StrictModes no
@@ -327,42 +382,127 @@ KbdInteractiveAuthentication no
 AllowTcpForwarding yes
 PidFile none
 EOF
-                systemd-run --quiet --unit=alknet-e2e-sshd /usr/sbin/sshd -D -e -f $d/sshd_config
                 systemd-run --quiet --unit=alknet-e2e-http \
-                        python3 -m http.server 28080 --bind 127.0.0.1 --directory $d/www'
+                        python3 -m http.server $hport --bind 127.0.0.1 --directory $d/www' &&
+                e2e_start_sshd
+}
+# --collect: a stopped (or failed) transient unit is unloaded, so the name can be reused.
+e2e_start_sshd() {
+        in_ct systemd-run --quiet --collect --unit=alknet-e2e-sshd /usr/sbin/sshd -D -e -f "$E2E/sshd_config"
 }
 e2e_listening() {
-        in_ct bash -c 'exec 3<>/dev/tcp/127.0.0.1/22222 && exec 4<>/dev/tcp/127.0.0.1/28080'
+        in_ct bash -c "exec 3<>/dev/tcp/127.0.0.1/$SSHD_PORT && exec 4<>/dev/tcp/${HTTP_TARGET/://}"
 }
+# e2e_field FIELD: one field of "alknetctl --json status e2e".
+e2e_field() {
+        in_ct alknetctl --json status e2e | python3 -c '
+import json, sys
+print(json.load(sys.stdin)["tunnels"][0].get(sys.argv[1], ""))' "$1"
+}
+e2e_field_is() {
+        local v
+        v=$(e2e_field "$1")
+        [[ $v == "$2" ]] && return 0
+        echo "$1=$v"
+        return 1
+}
+e2e_state_is() { e2e_field_is state "$1"; }
+e2e_field_at_least() {
+        local v
+        v=$(e2e_field "$1")
+        [[ $v =~ ^[0-9]+$ ]] && ((v >= $2)) && return 0
+        echo "$1=$v"
+        return 1
+}
+exec_main() { printf '%s %s\n' "$(service_prop ExecMainCode)" "$(service_prop ExecMainStatus)"; }
+status_text_is() {
+        local t
+        t=$(service_prop StatusText)
+        [[ $t =~ $1 ]] || { echo "StatusText: $t"; return 1; }
+}
+TUNNEL_STATE_ID=c8274bf101d845f1974ee46452c9e95d
+HOSTKEY_ID=59c63aa34ad14b838eb9d90eadca074e
 if check "sshd and HTTP server started in the container" e2e_setup &&
    eventually "sshd and HTTP server listening" 10 e2e_listening; then
-        host_fp=$(in_ct ssh-keygen -lf /run/alknet-e2e/host_key.pub | awk '{print $2}')
-        check "alknetctl add e2e (SOCKS, Local=, identity, no pinned key)" \
-                in_ct alknetctl add e2e --server 127.0.0.1:22222 --user alktun \
+        host_fp=$(in_ct ssh-keygen -lf "$E2E/host_key.pub" | awk '{print $2}')
+        host_fp_re=${host_fp//+/\\+}
+        check "alknetctl add e2e (SOCKS, Local= TCP and unix, identity, no pinned key)" \
+                in_ct alknetctl add e2e --server "127.0.0.1:$SSHD_PORT" --user alktun \
                 --identity /etc/alknet/keys/e2e --socks 127.0.0.1:21080 \
-                --local 127.0.0.1:28081:127.0.0.1:28080 --autostart no
-        expect_fail "first up stops at the unknown host key and shows it" "${host_fp//+/\\+}" \
+                --local "127.0.0.1:28081:$HTTP_TARGET" --local "$E2E_SOCK:$HTTP_TARGET" --autostart no
+        expect_fail "first up stops in failed (hostkey-unknown)" '^e2e: failed \(hostkey-unknown\)' \
                 in_ct alknetctl up e2e --timeout 30
+        expect_output "status shows the presented key to check" "^Presented host key: +$host_fp_re" \
+                in_ct alknetctl status e2e
+        eventually "journal: 'connecting' at info with ALKNET_PROFILE=e2e and the state MESSAGE_ID" 10 \
+                journal_entry e2e "$TUNNEL_STATE_ID" 6 '^Tunnel e2e: connecting$'
+        eventually "journal: 'failed (hostkey-unknown)' at err with the state MESSAGE_ID" 10 \
+                journal_entry e2e "$TUNNEL_STATE_ID" 3 '^Tunnel e2e: failed \(hostkey-unknown\)'
+        eventually "journal: unknown host key at warning with the host-key MESSAGE_ID and the fingerprint" 10 \
+                journal_entry e2e "$HOSTKEY_ID" 4 "$host_fp_re"
         check "alknetctl trust e2e FINGERPRINT" in_ct alknetctl trust e2e "$host_fp"
-        expect_output "pinned key stored in the managed profile" "HostKey=${host_fp//+/\\+}" \
+        expect_output "pinned key stored in the managed profile" "HostKey=$host_fp_re" \
                 in_ct cat /var/lib/alknet/profiles/e2e.conf
+        eventually "journal: trusted key at notice with the host-key MESSAGE_ID" 10 \
+                journal_entry e2e "$HOSTKEY_ID" 5 "$host_fp_re trusted"
         check "alknetctl up e2e" in_ct alknetctl up e2e --timeout 30
         expect_output "alknetctl status e2e says up" '^(e2e: up|State: +up)' in_ct alknetctl status e2e
+        eventually "journal: 'up' at notice with the state MESSAGE_ID" 10 \
+                journal_entry e2e "$TUNNEL_STATE_ID" 5 '^Tunnel e2e: up$'
         expect_output "HTTP through the SOCKS5 port" '^hello through alknet$' \
-                in_ct curl -sS --max-time 10 -x socks5h://127.0.0.1:21080 http://127.0.0.1:28080/hello.txt
+                in_ct curl -sS --max-time 10 -x socks5h://127.0.0.1:21080 "http://$HTTP_TARGET/hello.txt"
         expect_output "HTTP through the Local= forward" '^hello through alknet$' \
                 in_ct curl -sS --max-time 10 http://127.0.0.1:28081/hello.txt
+        expect_output "HTTP through the unix socket Local= forward in /var/lib/alknet" '^hello through alknet$' \
+                in_ct curl -sS --max-time 10 --unix-socket "$E2E_SOCK" http://e2e/hello.txt
+        check "alknetctl --json status e2e: state up" e2e_state_is up
+        check "alknetctl --json status e2e: channelsTotal >= 2 after the curls" e2e_field_at_least channelsTotal 2
+        eventually "systemctl show -p StatusText: '1/1 tunnels up'" 10 status_text_is '^1/1 tunnels up, [0-9]+ profiles$'
+
+        echo "== the tunnel through an sshd outage"
+        check "stop sshd" in_ct systemctl stop alknet-e2e-sshd.service
+        eventually "tunnel goes to backoff" 20 e2e_state_is backoff
+        eventually "journal: 'backoff' at warning with the state MESSAGE_ID" 10 \
+                journal_entry e2e "$TUNNEL_STATE_ID" 4 '^Tunnel e2e: backoff \('
+        eventually "StatusText: '0/1 tunnels up' during the outage" 10 status_text_is '^0/1 tunnels up'
+        check "SOCKS port stays bound during the outage" in_ct bash -c 'exec 3<>/dev/tcp/127.0.0.1/21080'
+        check "start sshd again" e2e_start_sshd
+        eventually "tunnel back up by itself within the backoff" 40 e2e_state_is up
+        check "reconnects counted: 1" e2e_field_is reconnects 1
+        expect_output "HTTP through the SOCKS5 port after the outage" '^hello through alknet$' \
+                in_ct curl -sS --max-time 10 -x socks5h://127.0.0.1:21080 "http://$HTTP_TARGET/hello.txt"
+        eventually "StatusText: '1/1 tunnels up' again" 10 status_text_is '^1/1 tunnels up'
+
+        echo "== stop with the tunnel up and a stream open, AutoStart= on the next start"
+        check "alknetctl set e2e --autostart yes" in_ct alknetctl set e2e --autostart yes
+        check "AutoStart= leaves the running tunnel alone" e2e_state_is up
+        # An HTTP connection that sends no request: the server waits, the channel stays open.
+        check "hold a stream open through Local=" in_ct systemd-run --quiet --collect --unit=alknet-e2e-hold \
+                bash -c 'exec 3<>/dev/tcp/127.0.0.1/28081; exec sleep 600'
+        eventually "the held stream is a channel" 10 e2e_field_at_least channels 1
+        stop_start=$SECONDS
+        check "systemctl stop alknetd with the tunnel up" in_ct systemctl stop alknetd.service
+        stop_took=$((SECONDS - stop_start))
+        check "stopped within the drain, not the stop timeout (${stop_took}s)" test "$stop_took" -le 10
+        check "alknetd.service inactive" service_is inactive
+        expect_output "stopped cleanly: Result=success" '^success$' service_prop Result
+        expect_output "exited by itself with status 0 (ExecMainCode=1, ExecMainStatus=0)" '^1 0$' exec_main
+        in_ct systemctl stop alknet-e2e-hold.service 2>/dev/null
+        check "systemctl start alknetd" in_ct systemctl start alknetd.service
+        eventually "AutoStart=yes brings e2e up at daemon start" 30 e2e_state_is up
+        eventually "StatusText: '1/1 tunnels up' after the start" 10 status_text_is '^1/1 tunnels up'
         check "alknetctl down e2e" in_ct alknetctl down e2e
         expect_output "alknetctl status e2e says down" '^(e2e: down|State: +down)' in_ct alknetctl status e2e
-        if journal_lines | grep -q '28080'; then
-                not_ok "forward and SOCKS targets never logged"
-                journal_lines | grep '28080' | sed 's/^/    /'
-        else
-                ok "forward and SOCKS targets never logged"
-        fi
+        eventually "journal: 'down' at info with the state MESSAGE_ID" 10 \
+                journal_entry e2e "$TUNNEL_STATE_ID" 6 '^Tunnel e2e: down$'
+        check "unix socket listener removed by down" in_ct test ! -e "$E2E_SOCK"
+
+        echo "== privacy"
+        journal_never_mentions "HTTP destination $HTTP_TARGET never logged" "${HTTP_TARGET#*:}"
+        journal_never_mentions "SSH server address never logged" "$SSHD_PORT"
         check "alknetctl remove e2e" in_ct alknetctl remove e2e
 fi
-in_ct systemctl stop alknet-e2e-sshd.service alknet-e2e-http.service 2>/dev/null
+in_ct systemctl stop alknet-e2e-sshd.service alknet-e2e-http.service alknet-e2e-hold.service 2>/dev/null
 
 echo "== remove and stop"
 check "alknetctl remove demo" in_ct alknetctl remove demo
