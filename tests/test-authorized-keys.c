@@ -912,10 +912,13 @@ START_TEST(test_limits) {
 
                 options = malloc(cnt * 2 + 32);
                 ck_assert_ptr_nonnull(options);
-                n = (size_t) sprintf(options, "principals=\"");
-                for (size_t i = 0; i < cnt; i++)
-                        n += (size_t) sprintf(options + n, "p,");
-                sprintf(options + n - 1, "\"");
+                memcpy(options, "principals=\"", 12);
+                n = 12;
+                for (size_t i = 0; i < cnt; i++) {
+                        memcpy(options + n, "p,", 2);
+                        n += 2;
+                }
+                memcpy(options + n - 1, "\"", 2);
                 k = parse_options_line(options);
                 if (extra)
                         assert_one_error(k, 1, -E2BIG, "invalid principals= list");

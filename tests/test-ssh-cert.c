@@ -810,6 +810,41 @@ START_TEST(test_crafted) {
 }
 END_TEST
 
+/* A hand-edited file may hold a non-minimal mpint; libssh sends the minimal one. */
+START_TEST(test_key_equality) {
+        _cleanup_(authorized_keys_freep) AuthorizedKeys *authorized = NULL;
+        _cleanup_(freep) uint8_t *blob = NULL;
+        _cleanup_(freep) char *text = NULL, *b64 = NULL;
+        SshAuthResult res = {};
+        SshPublicKey k;
+        uint8_t e[16];
+        size_t size;
+        Buf b = {};
+
+        blob = read_pub_blob("user-rsa.pub", &size);
+        ck_assert_int_eq(ssh_key_blob_parse(blob, size, &k), 0);
+        e[0] = 0;
+        memcpy(e + 1, k.rsa_e.data, k.rsa_e.size);
+        put_cstring(&b, "ssh-rsa");
+        put_string(&b, e, k.rsa_e.size + 1);
+        put_u32(&b, (uint32_t) k.rsa_n.size + 1);
+        put_bytes(&b, "", 1);
+        put_bytes(&b, k.rsa_n.data, k.rsa_n.size);
+        ck_assert_uint_eq(b.n, size + 1);
+        b64 = malloc(b.n * 2 + 4);
+        ck_assert_ptr_nonnull(b64);
+        ck_assert_int_gt(EVP_EncodeBlock((unsigned char *) b64, b.data, (int) b.n), 0);
+        ck_assert_int_ge(asprintf(&text, "ssh-rsa %s hand-edited\n", b64), 0);
+        authorized = keys_from(text, 0);
+        ck_assert_uint_eq(authorized->n_entries, 1);
+
+        check_auth(blob, size, authorized, NULL, "alknet", "127.0.0.1", &res);
+        ck_assert_str_eq(res.reason, "key");
+        ssh_auth_result_done(&res);
+        buf_done(&b);
+}
+END_TEST
+
 START_TEST(test_signature_parse) {
         SshSignature s;
         Buf b = {}, inner = {};
@@ -916,7 +951,6 @@ END_TEST
 
 /* An ECDSA CA whose point is not on the curve is refused, not crashed on. */
 START_TEST(test_bad_ca_point) {
-        _cleanup_(authorized_keys_freep) AuthorizedKeys *trusted = NULL;
         _cleanup_(ssh_cert_freep) SshCert *c = NULL;
         SshPublicKey bad;
         uint8_t point[65];
@@ -979,6 +1013,7 @@ static Suite *ssh_cert_suite(void) {
         tc = tcase_create("parser");
         tcase_add_test(tc, test_crafted);
         tcase_add_test(tc, test_signature_parse);
+        tcase_add_test(tc, test_key_equality);
         tcase_add_loop_test(tc, test_log_escape, 0, ELEMENTSOF(escapes));
         tcase_add_test(tc, test_bad_arguments);
         suite_add_tcase(s, tc);

@@ -210,8 +210,11 @@ char *ssh_auth_log_escape(const char *s) {
         return out;
 }
 
-static bool blob_equal(const uint8_t *a, size_t an, const uint8_t *b, size_t bn) {
-        return an == bn && memcmp(a, b, an) == 0;
+/* Keys are compared by their parsed components, not their bytes. */
+static bool entry_is_key(const AuthorizedKey *e, const SshPublicKey *k) {
+        SshPublicKey ek;
+
+        return ssh_key_blob_parse(e->blob, e->blob_size, &ek) >= 0 && ssh_public_key_equal(&ek, k);
 }
 
 /* The checks of one certificate-authority route (a TrustedUserCAKeys key, or a
@@ -265,13 +268,11 @@ static const char *check_certificate(const SshAuthRequest *req, const SshCert *c
                 return "cert-not-user";
 
         for (size_t i = 0; trusted_cas && i < trusted_cas->n_entries; i++)
-                if (blob_equal(trusted_cas->entries[i].blob, trusted_cas->entries[i].blob_size,
-                               c->ca_key_blob.data, c->ca_key_blob.size))
+                if (entry_is_key(&trusted_cas->entries[i], &c->ca))
                         trusted = via_file = true;
         for (size_t i = 0; authorized && i < authorized->n_entries; i++)
                 if (authorized->entries[i].options.cert_authority &&
-                    blob_equal(authorized->entries[i].blob, authorized->entries[i].blob_size,
-                               c->ca_key_blob.data, c->ca_key_blob.size))
+                    entry_is_key(&authorized->entries[i], &c->ca))
                         trusted = true;
         if (!trusted)
                 return "cert-unknown-ca";
@@ -303,7 +304,7 @@ static const char *check_certificate(const SshAuthRequest *req, const SshCert *c
                 const char *why;
 
                 if (!e->options.cert_authority ||
-                    !blob_equal(e->blob, e->blob_size, c->ca_key_blob.data, c->ca_key_blob.size))
+                    !entry_is_key(e, &c->ca))
                         continue;
                 why = check_ca_route(req, c, e);
                 if (!why) {
@@ -330,8 +331,8 @@ accept:
         return NULL;
 }
 
-static const char *check_plain_key(const SshAuthRequest *req, const AuthorizedKeys *authorized,
-                                   const AuthorizedKey **ret_line) {
+static const char *check_plain_key(const SshAuthRequest *req, const SshPublicKey *key,
+                                   const AuthorizedKeys *authorized, const AuthorizedKey **ret_line) {
         const char *reason = "unknown-key";
 
         for (size_t i = 0; authorized && i < authorized->n_entries; i++) {
@@ -340,7 +341,7 @@ static const char *check_plain_key(const SshAuthRequest *req, const AuthorizedKe
 
                 /* A CA key only vouches for certificates (as in OpenSSH). */
                 if (e->options.cert_authority ||
-                    !blob_equal(e->blob, e->blob_size, req->key_blob, req->key_blob_size))
+                    !entry_is_key(e, key))
                         continue;
                 if (e->options.expiry_time != 0 && req->now >= e->options.expiry_time)
                         why = "key-expired";
@@ -378,7 +379,7 @@ int ssh_auth_check(const SshAuthRequest *req, const AuthorizedKeys *authorized,
                 if (ssh_key_blob_parse(req->key_blob, req->key_blob_size, &key) < 0)
                         reason = "bad-key";
                 else
-                        reason = check_plain_key(req, authorized, &line);
+                        reason = check_plain_key(req, &key, authorized, &line);
                 if (!reason) {
                         r = forward_permissions_copy(&line->options.forward, &res.forward);
                         if (r < 0)

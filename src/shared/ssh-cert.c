@@ -286,6 +286,17 @@ int ssh_key_blob_parse(const uint8_t *blob, size_t size, SshPublicKey *ret) {
         return 0;
 }
 
+static bool bytes_equal(SshBytes a, SshBytes b) {
+        return a.size == b.size && (a.size == 0 || memcmp(a.data, b.data, a.size) == 0);
+}
+
+bool ssh_public_key_equal(const SshPublicKey *a, const SshPublicKey *b) {
+        if (!a || !b)
+                return false;
+        return a->type == b->type && bytes_equal(a->pk, b->pk) && bytes_equal(a->rsa_e, b->rsa_e) &&
+               bytes_equal(a->rsa_n, b->rsa_n);
+}
+
 bool ssh_key_blob_is_cert(const uint8_t *blob, size_t size) {
         Reader r = { blob, size };
         SshBytes name;

@@ -73,6 +73,10 @@ typedef struct SshPublicKey {
  * -EOPNOTSUPP: a well-formed type name we do not accept (ssh-dss, sk-*, a certificate). */
 int ssh_key_blob_parse(const uint8_t *blob, size_t size, SshPublicKey *ret);
 
+/* Whether two parsed keys are the same key (type and public components). Comparing
+ * components rather than blobs tolerates a non-minimal mpint in a hand-edited file. */
+bool ssh_public_key_equal(const SshPublicKey *a, const SshPublicKey *b);
+
 /* True when the blob starts with a certificate type name ("...-cert-v01@openssh.com").
  * Never reads past size. */
 bool ssh_key_blob_is_cert(const uint8_t *blob, size_t size);
