@@ -35,25 +35,41 @@ static const char *env_dir(const char *name, const char *fallback, char *buf, si
         return buf;
 }
 
-/* The socket named "control" from systemd, or the only one when unnamed. */
-static int activation_fd(void) {
+/* Sockets from systemd: "control" (or the only, unnamed one) is the control socket;
+ * "server" ones are listeners of the server role. Others are closed, so that nobody waits
+ * on a socket that will never be served. */
+static int activation_fds(int *ret_control, int **ret_server, size_t *ret_n_server) {
         char **names = NULL;
-        int n, fd = -ENOENT;
+        int *server = NULL;
+        size_t n_server = 0;
+        int n, control = -ENOENT;
 
         n = sd_listen_fds_with_names(true, &names);
         if (n < 0)
                 return n;
-        for (int i = 0; i < n; i++)
-                if (fd < 0 && (streq(names[i], "control") || (n == 1 && streq(names[i], "unknown"))))
-                        fd = SD_LISTEN_FDS_START + i;
+        server = calloc(MAX(n, 1), sizeof *server);
+        if (!server) {
+                for (int i = 0; i < n; i++)
+                        free(names[i]);
+                free(names);
+                return -ENOMEM;
+        }
         for (int i = 0; i < n; i++) {
-                /* Sockets we do not serve yet are closed so that nobody waits on them. */
-                if (SD_LISTEN_FDS_START + i != fd)
-                        (void) close(SD_LISTEN_FDS_START + i);
+                int fd = SD_LISTEN_FDS_START + i;
+
+                if (control < 0 && (streq(names[i], "control") || (n == 1 && streq(names[i], "unknown"))))
+                        control = fd;
+                else if (streq(names[i], "server"))
+                        server[n_server++] = fd;
+                else
+                        (void) close(fd);
                 free(names[i]);
         }
         free(names);
-        return n == 0 ? -ENOENT : fd;
+        *ret_control = control;
+        *ret_server = server;
+        *ret_n_server = n_server;
+        return 0;
 }
 
 int main(int argc, char *argv[]) {
@@ -115,19 +131,31 @@ int main(int argc, char *argv[]) {
                 return 1;
         }
 
-        if (control)
-                r = manager_listen_path(m, control);
-        else {
-                int fd = activation_fd();
-                if (fd == -ENOENT) {
-                        log_error("No control socket: start alknetd through alknetd.socket, or pass --control PATH.");
+        {
+                _cleanup_(freep) int *server_fds = NULL;
+                size_t n_server = 0;
+                int control_fd = -ENOENT;
+
+                r = activation_fds(&control_fd, &server_fds, &n_server);
+                if (r < 0) {
+                        log_error_errno(r, "Failed to take sockets from systemd: %m");
                         return 1;
                 }
-                r = fd < 0 ? fd : manager_listen_fd(m, fd);
-        }
-        if (r < 0) {
-                log_error_errno(r, "Failed to set up the control socket %s: %m", strna(control));
-                return 1;
+                if (control) {
+                        safe_close(control_fd);
+                        r = manager_listen_path(m, control);
+                } else if (control_fd < 0) {
+                        log_error("No control socket: start alknetd through alknetd.socket, or pass --control PATH.");
+                        return 1;
+                } else
+                        r = manager_listen_fd(m, control_fd);
+                if (r < 0) {
+                        log_error_errno(r, "Failed to set up the control socket %s: %m", strna(control));
+                        return 1;
+                }
+                /* The server role failing (a port in use, an unreadable key) leaves the
+                 * client role running; the error is in the journal and in ServerStatus. */
+                (void) manager_start_server(m, server_fds, n_server);
         }
 
         r = manager_run(m);

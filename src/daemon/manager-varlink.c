@@ -549,6 +549,36 @@ static int method_monitor(ControlConnection *c, struct json_object *parameters, 
         return manager_add_waiter(m, c, NULL);
 }
 
+static int method_server_status(ControlConnection *c, struct json_object *parameters, void *userdata) {
+        static const char *const allowed[] = { NULL };
+        Manager *m = userdata;
+        struct json_object *o;
+        int r;
+
+        if (check_parameters(c, parameters, allowed) < 0)
+                return 0;
+        if (m->server) {
+                r = server_status_json(m->server, &o);
+                if (r < 0)
+                        return r;
+        } else {
+                o = json_object_new_object();
+                if (!o)
+                        return -ENOMEM;
+                json_object_object_add(o, "listeners", json_object_new_array());
+                json_object_object_add(o, "sessions", json_object_new_array());
+                if (m->server_error)
+                        json_object_object_add(o, "error", json_object_new_string(m->server_error));
+                for (const char *const *k = (const char *const[]) { "sessionsTotal", "channels", "channelsTotal",
+                                                                     "authAccepted", "authRejected",
+                                                                     "refusedByLimits", NULL };
+                     *k; k++)
+                        json_object_object_add(o, *k, json_object_new_int64(0));
+        }
+        json_object_object_add(o, "running", json_object_new_boolean(m->server != NULL));
+        return control_reply(c, object_new("server", o, NULL, NULL));
+}
+
 static const ControlMethod manager_methods[] = {
         { "ListProfiles", method_list_profiles, false },
         { "GetProfile", method_get_profile, false },
@@ -562,6 +592,7 @@ static const ControlMethod manager_methods[] = {
         { "Status", method_status, false },
         { "Trust", method_trust, true },
         { "Monitor", method_monitor, false },
+        { "ServerStatus", method_server_status, false },
 };
 
 static const ControlInterface manager_interface = {

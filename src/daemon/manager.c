@@ -1,4 +1,5 @@
 /* The daemon's top level: loading, reloading, signals, systemd notification. */
+#include <arpa/inet.h>
 #include <signal.h>
 #include <stdio.h>
 #include <systemd/sd-daemon.h>
@@ -49,6 +50,11 @@ static int load_all(Manager *m, LoadProblems *problems) {
                 control_server_set_limits(m->control, &limits);
         }
 
+        if (m->server) {
+                r = server_reload(m->server, &m->config.server);
+                if (r < 0)
+                        log_error_errno(r, "Failed to reload the server role, keeping its previous settings: %m");
+        }
         r = profile_store_load(m->store, problems);
         if (r < 0)
                 return log_error_errno(r, "Failed to load profiles: %m");
@@ -273,6 +279,53 @@ int manager_pin_host_key(Manager *m, const char *name, const char *fingerprint) 
         return 0;
 }
 
+static uint16_t socket_port(int fd) {
+        struct sockaddr_storage sa = {};
+        socklen_t len = sizeof sa;
+
+        if (getsockname(fd, (struct sockaddr *) &sa, &len) < 0)
+                return 0;
+        if (sa.ss_family == AF_INET)
+                return ntohs(((struct sockaddr_in *) &sa)->sin_port);
+        if (sa.ss_family == AF_INET6)
+                return ntohs(((struct sockaddr_in6 *) &sa)->sin6_port);
+        return 0;
+}
+
+int manager_start_server(Manager *m, const int *fds, size_t n_fds) {
+        _cleanup_(server_freep) Server *s = NULL;
+        ServerConfig *c = &m->config.server;
+        int r;
+
+        if (!c->seen && n_fds == 0)
+                return 0;
+        r = server_new(m->event, c, m->state_dir, &s);
+        if (r < 0)
+                goto fail;
+        for (size_t i = 0; i < n_fds; i++) {
+                ServerTransport t = SERVER_TRANSPORT_TCP;
+                uint16_t port = socket_port(fds[i]);
+
+                for (size_t j = 0; j < c->n_listen; j++)
+                        if (c->listen[j].port == port)
+                                t = c->listen[j].transport;
+                r = server_add_listen_fd(s, fds[i], t);
+                if (r < 0)
+                        goto fail;
+        }
+        r = server_start(s, n_fds > 0);
+        if (r < 0)
+                goto fail;
+        m->server = TAKE_PTR(s);
+        log_info("Server role running");
+        return 0;
+
+fail:
+        free(m->server_error);
+        m->server_error = strdup(strerror(-r));
+        return log_error_errno(r, "The server role could not start: %m");
+}
+
 static void on_network_change(Netwatch *w, unsigned changes, void *userdata) {
         Manager *m = userdata;
 
@@ -281,7 +334,7 @@ static void on_network_change(Netwatch *w, unsigned changes, void *userdata) {
 }
 
 static size_t channels_open(Manager *m) {
-        size_t n = 0;
+        size_t n = m->server ? server_n_channels(m->server) : 0;
         for (size_t i = 0; i < m->n_tunnels; i++)
                 n += client_tunnel_n_channels(m->tunnels[i]);
         return n;
@@ -315,6 +368,8 @@ static int on_terminate(sd_event_source *s, const struct signalfd_siginfo *si, v
         (void) sd_notify(false, "STOPPING=1\nSTATUS=Stopping");
         for (size_t i = 0; i < m->n_tunnels; i++)
                 client_tunnel_stop_accepting(m->tunnels[i]);
+        if (m->server)
+                server_stop_accepting(m->server);
         if (channels_open(m) == 0)
                 return sd_event_exit(m->event, 0);
 
@@ -411,6 +466,8 @@ Manager *manager_free(Manager *m) {
         while (m->waiters)
                 waiter_free(m, m->waiters);
         netwatch_free(m->netwatch);
+        server_free(m->server);
+        free(m->server_error);
         sd_event_source_disable_unref(m->drain_timer);
         profile_store_free(m->store);
         daemon_config_done(&m->config);

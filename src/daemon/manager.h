@@ -10,6 +10,7 @@
 #include "load-problem.h"
 #include "netwatch.h"
 #include "profile-store.h"
+#include "server.h"
 
 /* A control connection waiting for tunnel news: an Up that answers once the attempt has
  * an outcome, or a Monitor that streams every change. */
@@ -31,6 +32,8 @@ typedef struct Manager {
         ClientTunnel **tunnels; /* one per profile, in store order */
         size_t n_tunnels;
         Netwatch *netwatch;
+        Server *server; /* the server role, when configured or handed listeners */
+        char *server_error;
         Waiter *waiters;
         bool stopping;
         sd_event_source *drain_timer;
@@ -59,6 +62,11 @@ void manager_update_status(Manager *m);
 bool manager_peer_is_admin(const ControlPeer *peer, void *userdata);
 
 ClientTunnel *manager_get_tunnel(Manager *m, const char *name);
+
+/* Starts the server role when [Server] is configured or systemd passed listeners ("server"
+ * fds; Listen=tls:... entries with the same port mark which of them speak TLS). Takes
+ * the fds. */
+int manager_start_server(Manager *m, const int *fds, size_t n_fds);
 
 /* Creates, updates and removes tunnels so that there is one per profile (after a load or
  * a profile change); a changed profile applies to its running tunnel. */

@@ -23,6 +23,13 @@ static const char *const ignored_flags[] = {
         "no-touch-required",
 };
 
+static bool is_ignored_flag(const char *name, size_t n) {
+        for (size_t i = 0; i < ELEMENTSOF(ignored_flags); i++)
+                if (n == strlen(ignored_flags[i]) && strncasecmp(name, ignored_flags[i], n) == 0)
+                        return true;
+        return false;
+}
+
 static bool is_space(char c) {
         return c == ' ' || c == '\t';
 }
@@ -398,11 +405,7 @@ static int parse_options(Parser *p, const char *s, size_t n, AuthorizedKeyOption
                         continue;
                 }
 
-                bool ignored = false;
-                for (size_t i = 0; i < ELEMENTSOF(ignored_flags); i++)
-                        if (NAME_IS(ignored_flags[i]))
-                                ignored = true;
-                if (ignored) {
+                if (is_ignored_flag(name, nl)) {
                         if (has_value)
                                 return add_error(p, -EBADMSG, "option \"%s\" takes no value; key refused",
                                                  shown) ?: -EBADMSG;
