@@ -25,6 +25,7 @@
 #include "log.h"
 #include "relay.h"
 #include "ssh-pump.h"
+#include "tls.h"
 
 /* SSH channel-open failure reasons (RFC 4254 5.1). */
 #define SSH_OPEN_CONNECT_FAILED_REASON 2
@@ -87,6 +88,7 @@ struct ClientTunnel {
         ChannelOpener opener;
 
         Dial *dial;
+        TlsBridge *tls; /* Transport=tls: SSH runs over the bridge's socketpair */
         ssh_session session;
         ssh_key identity;
         SshPump *pump;
@@ -548,6 +550,7 @@ static void close_session(ClientTunnel *t) {
                 ssh_free(t->session); /* closes the socket it was given */
                 t->session = NULL;
         }
+        t->tls = tls_bridge_free(t->tls);
         if (t->identity) {
                 ssh_key_free(t->identity);
                 t->identity = NULL;
@@ -759,20 +762,12 @@ static int pump_handler(SshPump *p, void *userdata) {
         return 0;
 }
 
-static void dialed(int r, int fd, TunnelReason reason, void *userdata) {
-        ClientTunnel *t = userdata;
-        char message[256];
+/* Runs SSH on fd: the TCP connection, or the local end of the TLS bridge. */
+static void start_ssh(ClientTunnel *t, int fd) {
         /* libssh's own tracing, for debugging only: it may print names and addresses. */
         long verbosity = getenv("ALKNET_LIBSSH_VERBOSITY") ? atol(getenv("ALKNET_LIBSSH_VERBOSITY")) : SSH_LOG_NOLOG;
-        int nodelay = 1, process_config = 0, rc;
+        int nodelay = 1, process_config = 0, rc, r;
         _cleanup_(closep) int sock = fd;
-
-        t->dial = NULL;
-        if (r < 0) {
-                (void) snprintf(message, sizeof message, "%s", strerror(-r));
-                fail_attempt(t, reason != TUNNEL_REASON_NONE ? reason : TUNNEL_REASON_CONNECT_REFUSED, message);
-                return;
-        }
 
         if (verbosity > 0)
                 (void) ssh_set_log_level((int) verbosity);
@@ -815,6 +810,71 @@ static void dialed(int r, int fd, TunnelReason reason, void *userdata) {
         }
         if (pump_handler(t->pump, t) >= 0)
                 ssh_pump_kick(t->pump);
+}
+
+static void on_tls_ready(TlsBridge *b, int fd, const TlsInfo *info, void *userdata) {
+        start_ssh(userdata, fd);
+}
+
+static void on_tls_failed(TlsBridge *b, TlsFailure failure, int error, const char *reason, void *userdata) {
+        ClientTunnel *t = userdata;
+        char message[256];
+
+        (void) snprintf(message, sizeof message, "%s: %s", tls_failure_to_string(failure), strempty(reason));
+        fail_attempt(t, TUNNEL_REASON_TLS_FAILED, message);
+}
+
+static void on_tls_closed(TlsBridge *b, int error, void *userdata) {
+        /* libssh sees the end of its socketpair; the pump turns it into a state change. */
+}
+
+static void start_tls(ClientTunnel *t, int fd) {
+        static const TlsBridgeCallbacks callbacks = {
+                .ready = on_tls_ready,
+                .failed = on_tls_failed,
+                .closed = on_tls_closed,
+        };
+        _cleanup_(tls_ctx_unrefp) SSL_CTX *ctx = NULL;
+        _cleanup_(freep) char *error = NULL;
+        TlsBridgeParams params = {
+                .side = TLS_SIDE_CLIENT,
+                .server_name = t->profile->tls_server_name ?: t->profile->server_host,
+                .handshake_timeout_usec = TUNNEL_HANDSHAKE_TIMEOUT_USEC,
+        };
+        int r;
+
+        if (!t->profile->tls_verify)
+                log_profile(LOG_WARNING, t->profile->name, NULL,
+                            "Tunnel %s: TLSVerify=no: the server's TLS certificate is not checked%s", t->profile->name,
+                            t->profile->tls_pin ? " (only its pin)" : "");
+        r = tls_client_ctx_new(t->profile->tls_verify, t->profile->tls_ca, t->profile->tls_pin, &ctx, &error);
+        if (r < 0) {
+                safe_close(fd);
+                fail_attempt(t, TUNNEL_REASON_CONFIG_INVALID, error ?: strerror(-r));
+                return;
+        }
+        params.ctx = ctx;
+        r = tls_bridge_new(t->event, fd, &params, &callbacks, t, &t->tls);
+        if (r < 0) {
+                safe_close(fd); /* still ours when the bridge could not start */
+                fail_attempt(t, TUNNEL_REASON_TLS_FAILED, strerror(-r));
+        }
+}
+
+static void dialed(int r, int fd, TunnelReason reason, void *userdata) {
+        ClientTunnel *t = userdata;
+        char message[256];
+
+        t->dial = NULL;
+        if (r < 0) {
+                (void) snprintf(message, sizeof message, "%s", strerror(-r));
+                fail_attempt(t, reason != TUNNEL_REASON_NONE ? reason : TUNNEL_REASON_CONNECT_REFUSED, message);
+                return;
+        }
+        if (t->profile->transport == TRANSPORT_TLS)
+                start_tls(t, fd);
+        else
+                start_ssh(t, fd);
 }
 
 static void start_attempt(ClientTunnel *t) {

@@ -21,6 +21,8 @@
 #include "log.h"
 #include "relay.h"
 #include "ssh-auth.h"
+#include "stealth.h"
+#include "tls.h"
 #include "server.h"
 #include "ssh-pump.h"
 
@@ -76,6 +78,7 @@ struct RemoteListener {
 };
 
 typedef enum SessionPhase {
+        PHASE_TLS, /* TLS handshake and, with Stealth=yes, the look at the first bytes */
         PHASE_KEX,
         PHASE_AUTH,
         PHASE_OPEN,
@@ -91,6 +94,8 @@ struct ServerSession {
         SessionPhase phase;
         ssh_session session;
         int fd; /* given to libssh */
+        TlsBridge *tls;
+        Dial *fallback;
         SshPump *pump;
         sd_event_source *grace;
         unsigned auth_failures;
@@ -111,6 +116,7 @@ struct Server {
         char *state_dir;
         ssh_bind bind;
         ssh_key host_key;
+        SSL_CTX *tls_ctx; /* rebuilt on reload, so renewed certificates apply */
         AuthorizedKeys *authorized;  /* AuthorizedKeys= */
         AuthorizedKeys *trusted_cas; /* TrustedUserCAKeys= */
         ServerListener *listeners;
@@ -408,6 +414,8 @@ static void session_free(ServerSession *ss) {
                 ssh_free(ss->session); /* closes fd */
         } else
                 safe_close(ss->fd);
+        dial_cancel(ss->fallback);
+        tls_bridge_free(ss->tls);
         forward_permissions_done(&ss->grant);
         free(ss);
 }
@@ -730,9 +738,122 @@ static size_t sessions_from(const Server *s, const char *addr) {
         return n;
 }
 
-/* Hands an accepted connection (plain, or the local end of a TLS bridge) to libssh. */
+/* Runs libssh on fd: the accepted socket, or the local end of the TLS bridge. */
+static int session_attach_ssh(ServerSession *ss, int fd) {
+        Server *s = ss->server;
+        int r;
+
+        ss->fd = fd;
+        ss->phase = PHASE_KEX;
+        ss->session = ssh_new();
+        if (!ss->session)
+                return -ENOMEM;
+        if (ssh_bind_accept_fd(s->bind, ss->session, fd) != SSH_OK) {
+                log_debug("Cannot set up the SSH session: %s", ssh_get_error(s->bind));
+                return -EIO;
+        }
+        ssh_set_counters(ss->session, NULL, &ss->raw_counter);
+        ssh_set_blocking(ss->session, 0);
+        ssh_set_auth_methods(ss->session, SSH_AUTH_METHOD_PUBLICKEY);
+
+        r = ssh_pump_new(s->event, ss->session, fd, session_pump, ss, &ss->pump);
+        if (r < 0)
+                return r;
+        ssh_pump_kick(ss->pump);
+        return 0;
+}
+
+static void on_tls_ready(TlsBridge *b, int fd, const TlsInfo *info, void *userdata) {
+        ServerSession *ss = userdata;
+
+        if (session_attach_ssh(ss, fd) < 0)
+                session_free(ss);
+}
+
+static void on_tls_failed(TlsBridge *b, TlsFailure failure, int error, const char *reason, void *userdata) {
+        ServerSession *ss = userdata;
+
+        log_debug("TLS handshake with %s failed (%s): %s", ss->remote_addr, tls_failure_to_string(failure),
+                  strempty(reason));
+        session_free(ss);
+}
+
+static void on_tls_closed(TlsBridge *b, int error, void *userdata) {
+        ServerSession *ss = userdata;
+
+        /* With libssh running on it, libssh notices the end and the pump frees the session;
+         * after a decoy or a splice nobody else will. */
+        if (!ss->session)
+                session_free(ss);
+}
+
+static void fallback_dialed(int r, int fd, TunnelReason reason, void *userdata) {
+        ServerSession *ss = userdata;
+
+        ss->fallback = NULL;
+        if (r < 0 || tls_bridge_splice(ss->tls, fd) < 0) {
+                if (r >= 0)
+                        safe_close(fd);
+                session_free(ss);
+        }
+}
+
+/* Not an alknet client: look like the web server that port 443 suggests. */
+static void answer_as_web_server(ServerSession *ss) {
+        Server *s = ss->server;
+        char decoy[STEALTH_DECOY_SIZE];
+        int n;
+
+        ss->grace = sd_event_source_disable_unref(ss->grace);
+        if (s->config.stealth_fallback) {
+                ServerListen l;
+                char spec[300];
+                DialParams params = {};
+
+                snprintf(spec, sizeof spec, "tcp:%s", s->config.stealth_fallback);
+                if (server_listen_parse(spec, &l) >= 0) {
+                        params.host = l.host;
+                        params.port = l.port;
+                        if (tls_bridge_hold(ss->tls) >= 0 &&
+                            dial_start(s->event, &params, fallback_dialed, ss, &ss->fallback) >= 0) {
+                                free(l.host);
+                                return;
+                        }
+                        free(l.host);
+                }
+                session_free(ss);
+                return;
+        }
+        n = stealth_decoy_response(decoy, sizeof decoy, time(NULL));
+        if (n < 0 || tls_bridge_send_and_close(ss->tls, decoy, (size_t) n) < 0)
+                session_free(ss);
+}
+
+static void on_tls_peek(TlsBridge *b, const uint8_t *buf, size_t n, TlsPeekEvent event, void *userdata) {
+        ServerSession *ss = userdata;
+        StealthClass c = stealth_classify(buf, n);
+
+        if (c == STEALTH_SSH) {
+                /* No ALPN, but an SSH banner: an alknet or OpenSSH client behind a plain
+                 * TLS wrapper (openssl s_client, stunnel). */
+                if (tls_bridge_hand_over(b) < 0)
+                        session_free(ss);
+                return;
+        }
+        if (c == STEALTH_NEED_MORE && event == TLS_PEEK_DATA)
+                return; /* wait for more, within the peek deadline */
+        answer_as_web_server(ss);
+}
+
+/* An accepted connection becomes a session; TLS ones start with the handshake. */
 static int session_start(Server *s, int fd, const struct sockaddr_storage *peer, const char *remote_addr,
                          ServerTransport transport) {
+        static const TlsBridgeCallbacks tls_callbacks = {
+                .ready = on_tls_ready,
+                .peek = on_tls_peek,
+                .failed = on_tls_failed,
+                .closed = on_tls_closed,
+        };
         ServerSession *ss;
         int r;
 
@@ -742,7 +863,7 @@ static int session_start(Server *s, int fd, const struct sockaddr_storage *peer,
                 return -ENOMEM;
         }
         ss->server = s;
-        ss->fd = fd;
+        ss->fd = -EBADF;
         ss->peer = *peer;
         ss->transport = transport;
         ss->opened_at = now_usec(CLOCK_MONOTONIC);
@@ -755,30 +876,37 @@ static int session_start(Server *s, int fd, const struct sockaddr_storage *peer,
         r = relay_set_new(s->event, &ss->relays);
         if (r < 0)
                 goto fail;
-        ss->session = ssh_new();
-        if (!ss->session) {
-                r = -ENOMEM;
-                goto fail;
-        }
-        if (ssh_bind_accept_fd(s->bind, ss->session, fd) != SSH_OK) {
-                log_debug("Cannot set up the SSH session: %s", ssh_get_error(s->bind));
-                r = -EIO;
-                goto fail;
-        }
-        ssh_set_counters(ss->session, NULL, &ss->raw_counter);
-        ssh_set_blocking(ss->session, 0);
-        ssh_set_auth_methods(ss->session, SSH_AUTH_METHOD_PUBLICKEY);
-
-        r = ssh_pump_new(s->event, ss->session, fd, session_pump, ss, &ss->pump);
-        if (r < 0)
-                goto fail;
         /* One deadline for everything before authentication: TCP/TLS/SSH handshakes and
          * the auth exchange. A slow client holds only its own connection. */
         r = sd_event_add_time_relative(s->event, &ss->grace, CLOCK_MONOTONIC, s->config.login_grace_usec,
                                        USEC_PER_SEC / 10, on_grace, ss);
         if (r < 0)
                 goto fail;
-        ssh_pump_kick(ss->pump);
+
+        if (transport == SERVER_TRANSPORT_TLS) {
+                TlsBridgeParams params = {
+                        .side = TLS_SIDE_SERVER,
+                        .ctx = s->tls_ctx,
+                        .handshake_timeout_usec = s->config.login_grace_usec,
+                        .peek = s->config.stealth,
+                };
+
+                ss->phase = PHASE_TLS;
+                if (!s->tls_ctx) {
+                        r = -ENOKEY;
+                        safe_close(fd);
+                        goto fail;
+                }
+                r = tls_bridge_new(s->event, fd, &params, &tls_callbacks, ss, &ss->tls);
+                if (r < 0) {
+                        safe_close(fd); /* still ours when the bridge could not start */
+                        goto fail;
+                }
+                return 0;
+        }
+        r = session_attach_ssh(ss, fd);
+        if (r < 0)
+                goto fail;
         return 0;
 
 fail:
@@ -833,11 +961,6 @@ static int on_accept(sd_event_source *source, int fd, uint32_t revents, void *us
                         continue;
                 }
                 (void) setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-                if (l->transport == SERVER_TRANSPORT_TLS) {
-                        /* TLS is not wired yet: refuse rather than speak plain SSH on it. */
-                        safe_close(cfd);
-                        continue;
-                }
                 (void) session_start(s, cfd, &sa, addr, l->transport);
         }
         return 0;
@@ -918,6 +1041,10 @@ int server_start(Server *s, bool listeners_from_systemd) {
         if (ssh_bind_options_set(s->bind, SSH_BIND_OPTIONS_IMPORT_KEY, ssh_key_dup(s->host_key)) < 0 ||
             ssh_bind_options_set(s->bind, SSH_BIND_OPTIONS_BANNER, SERVER_BANNER) < 0)
                 return log_error_errno(EINVAL, "Cannot configure the SSH server: %s", ssh_get_error(s->bind));
+
+        for (size_t i = 0; i < s->config.n_listen; i++)
+                if (s->config.listen[i].transport == SERVER_TRANSPORT_TLS && !s->tls_ctx)
+                        return log_error_errno(ENOKEY, "Listen=tls:... needs TLSCertificate= and TLSKey=.");
 
         for (size_t i = 0; !listeners_from_systemd && i < s->config.n_listen; i++) {
                 const ServerListen *l = &s->config.listen[i];
@@ -1025,6 +1152,22 @@ int server_reload(Server *s, const ServerConfig *c) {
         if (!authorized && !cas)
                 log_warning("The server role has no AuthorizedKeys= or TrustedUserCAKeys=: nobody can log in.");
 
+        /* Read again on every reload, so that a certificate renewed by an ACME client
+         * applies to new connections. A broken pair keeps the previous context. */
+        if (copy.tls_certificate && copy.tls_key) {
+                _cleanup_(freep) char *error = NULL;
+                SSL_CTX *ctx = NULL;
+
+                r = tls_server_ctx_new(copy.tls_certificate, copy.tls_key, &ctx, &error);
+                if (r < 0)
+                        log_error_errno(r, "Cannot load TLSCertificate=%s / TLSKey=%s: %s", copy.tls_certificate,
+                                        copy.tls_key, strna(error));
+                else {
+                        tls_ctx_unref(s->tls_ctx);
+                        s->tls_ctx = ctx;
+                }
+        }
+
         authorized_keys_free(s->authorized);
         s->authorized = TAKE_PTR(authorized);
         authorized_keys_free(s->trusted_cas);
@@ -1071,6 +1214,7 @@ Server *server_free(Server *s) {
                 ssh_key_free(s->host_key);
         authorized_keys_free(s->authorized);
         authorized_keys_free(s->trusted_cas);
+        tls_ctx_unref(s->tls_ctx);
         server_config_done(&s->config);
         free(s->state_dir);
         sd_event_unref(s->event);
