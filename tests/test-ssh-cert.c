@@ -294,6 +294,20 @@ START_TEST(test_fingerprints_and_log_fields) {
                                   "reason=certificate ca_fingerprint=%s key_id=evil\\x20id\\x3d1\\x20remote_addr\\x3d192.0.2.1\\x22\\x5c serial=7",
                                   ca_fp), 0);
         ck_assert_str_eq(res.log_fields, expected);
+
+        /* Rejected later (libssh: wrong signature): the cert fields stay, the grant goes. */
+        ck_assert(res.forward.allowed);
+        ck_assert_int_eq(ssh_auth_result_reject(&res, "bad-signature"), 0);
+        ck_assert(!res.accepted);
+        ck_assert(!res.forward.allowed);
+        ck_assert_str_eq(res.reason, "bad-signature");
+        {
+                _cleanup_(freep) char *again = NULL;
+
+                ck_assert_int_ge(asprintf(&again, "reason=bad-signature%s", strchr(expected, ' ')), 0);
+                ck_assert_str_eq(res.log_fields, again);
+        }
+        ck_assert_int_eq(ssh_auth_result_reject(NULL, "x"), -EINVAL);
 }
 END_TEST
 

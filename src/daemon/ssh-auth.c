@@ -444,6 +444,26 @@ void ssh_auth_result_done(SshAuthResult *r) {
         *r = (SshAuthResult) {};
 }
 
+int ssh_auth_result_reject(SshAuthResult *r, const char *reason) {
+        const char *rest;
+        char *fields;
+
+        if (!r || !reason)
+                return -EINVAL;
+        r->accepted = false;
+        r->reason = reason;
+        forward_permissions_done(&r->forward);
+        rest = r->log_fields ? strchr(r->log_fields, ' ') : NULL;
+        if (asprintf(&fields, "reason=%s%s", reason, strempty(rest)) < 0) {
+                free(r->log_fields);
+                r->log_fields = NULL;
+                return -ENOMEM;
+        }
+        free(r->log_fields);
+        r->log_fields = fields;
+        return 0;
+}
+
 int ssh_auth_load_keys(const char *path, AuthorizedKeysFlags flags, AuthorizedKeys **ret) {
         _cleanup_(freep) char *text = NULL;
         size_t size;

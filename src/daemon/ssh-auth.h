@@ -66,6 +66,12 @@ int ssh_auth_check(const SshAuthRequest *req, const AuthorizedKeys *authorized,
                    const AuthorizedKeys *trusted_cas, SshAuthResult *ret);
 void ssh_auth_result_done(SshAuthResult *r);
 
+/* Turns a result into a rejection for a reason found outside this module (e.g.
+ * "bad-signature" when libssh says the client's signature was wrong): sets accepted, reason
+ * (a static string) and the "reason=" word in log_fields, keeping the certificate fields,
+ * and drops the forwarding permissions. -ENOMEM leaves a rejection with log_fields NULL. */
+int ssh_auth_result_reject(SshAuthResult *r, const char *reason);
+
 /* Verifies a CA signature over data with OpenSSL. 0 when good; -EBADMSG when it does not
  * verify or the key is unusable; -EOPNOTSUPP for rsa SHA-1 or an algorithm that does not
  * belong to the key; -ENOMEM. */
