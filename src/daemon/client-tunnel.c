@@ -975,6 +975,7 @@ void client_tunnel_down(ClientTunnel *t) {
                 channel_open_fail(t->opens, -ENOTCONN, 0);
         t->listeners = client_listeners_free(t->listeners);
         t->attempts = 0;
+        t->was_up = false; /* a later up is a start, not a reconnect */
         t->presented[0] = '\0';
         t->next_attempt_realtime = 0;
         set_state(t, TUNNEL_DOWN, TUNNEL_REASON_NONE, NULL);
@@ -1037,6 +1038,8 @@ int client_tunnel_set_profile(ClientTunnel *t, const Profile *p, char **ret_erro
         bool restart, rebind;
         int r;
 
+        if (profile_equal(t->profile, p))
+                return 0; /* a reload that did not touch this profile changes nothing here */
         r = profile_dup(p, &copy);
         if (r < 0)
                 return r;
