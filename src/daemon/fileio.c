@@ -16,7 +16,9 @@ int read_full_file_at(int dirfd, const char *name, size_t max, char **ret, size_
         size_t size = 0, allocated = 0;
         struct stat st;
 
-        fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW);
+        /* Entries of a directory we list are never followed out of it; a path an admin
+         * configured may be a symlink (certbot's live/ files are). */
+        fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOCTTY | (dirfd == AT_FDCWD ? 0 : O_NOFOLLOW));
         if (fd < 0)
                 return -errno;
         if (fstat(fd, &st) < 0)

@@ -8,7 +8,8 @@
 #define CONFIG_FILE_SIZE_MAX (1024u * 1024u)
 
 /* Reads name (relative to dirfd, or absolute) into a NUL-terminated buffer.
- * -EFBIG when the file is larger than max. */
+ * -EFBIG when the file is larger than max. Relative to a directory fd a symlink is refused
+ * (-ELOOP); with AT_FDCWD (a configured path) it is followed. */
 int read_full_file_at(int dirfd, const char *name, size_t max, char **ret, size_t *ret_size);
 
 /* Called between "temp file written and fsynced" and "renamed into place"; a negative

@@ -610,11 +610,8 @@ static void handle_auth(ServerSession *ss, ssh_message msg) {
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
         check_key(ss, user, ssh_message_auth_pubkey(msg), &res);
 #pragma GCC diagnostic pop
-        if (res.accepted && state == SSH_PUBLICKEY_STATE_WRONG) {
-                forward_permissions_done(&res.forward);
-                res.accepted = false;
-                res.reason = "bad-signature";
-        }
+        if (res.accepted && state == SSH_PUBLICKEY_STATE_WRONG)
+                ssh_auth_result_reject(&res, "bad-signature");
 
         if (res.accepted && state == SSH_PUBLICKEY_STATE_NONE) {
                 /* A probe: "would this key do?" The real attempt follows with a signature. */
