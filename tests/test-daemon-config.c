@@ -8,6 +8,7 @@
 #include "daemon-config.h"
 #include "log.h"
 #include "macro.h"
+#include "server.h"
 
 static void parse(DaemonConfig *c, const char *text, LoadProblems *problems) {
         daemon_config_init(c);
@@ -157,6 +158,126 @@ START_TEST(test_load_dropins) {
 }
 END_TEST
 
+START_TEST(test_server_section) {
+        DaemonConfig c;
+        LoadProblems p = {};
+
+        parse(&c,
+              "[Server]\n"
+              "Listen=tcp:0.0.0.0:2222\n"
+              "Listen=tls:[::]:443\n"
+              "Listen=tcp:*:22\n"
+              "AuthorizedKeys=/etc/alknet/authorized_keys\n"
+              "TrustedUserCAKeys=/etc/alknet/user_ca.pub\n"
+              "TLSCertificate=/etc/alknet/tls/fullchain.pem\n"
+              "TLSKey=/etc/alknet/tls/privkey.pem\n"
+              "Stealth=yes\n"
+              "StealthFallback=127.0.0.1:8080\n"
+              "LoginGraceTime=5\n"
+              "MaxSessions=10\n"
+              "MaxConnectionsPerSource=3\n"
+              "MaxAuthTries=2\n"
+              "MaxChannelsPerSession=7\n"
+              "GatewayPorts=yes\n"
+              "PermitOpen=*.internal:443\n"
+              "DenyOpen=10.0.0.0/8:*\n"
+              "OutboundProxy=socks5://127.0.0.1:9050\n",
+              &p);
+        ck_assert_uint_eq(p.n, 0);
+        ck_assert(c.server.seen);
+        ck_assert_uint_eq(c.server.n_listen, 3);
+        ck_assert_int_eq(c.server.listen[0].transport, SERVER_TRANSPORT_TCP);
+        ck_assert_str_eq(c.server.listen[0].host, "0.0.0.0");
+        ck_assert_uint_eq(c.server.listen[0].port, 2222);
+        ck_assert_int_eq(c.server.listen[1].transport, SERVER_TRANSPORT_TLS);
+        ck_assert_str_eq(c.server.listen[1].host, "::");
+        ck_assert_uint_eq(c.server.listen[1].port, 443);
+        ck_assert_str_eq(c.server.listen[2].host, "0.0.0.0");
+        ck_assert_str_eq(c.server.authorized_keys, "/etc/alknet/authorized_keys");
+        ck_assert(c.server.stealth);
+        ck_assert_str_eq(c.server.stealth_fallback, "127.0.0.1:8080");
+        ck_assert_uint_eq(c.server.login_grace_usec, 5 * USEC_PER_SEC);
+        ck_assert_uint_eq(c.server.max_sessions, 10);
+        ck_assert_uint_eq(c.server.max_per_source, 3);
+        ck_assert_uint_eq(c.server.max_auth_tries, 2);
+        ck_assert_uint_eq(c.server.max_channels, 7);
+        ck_assert(c.server.gateway_ports);
+        ck_assert_str_eq(c.server.permit_open[0], "*.internal:443");
+        ck_assert_str_eq(c.server.deny_open[0], "10.0.0.0/8:*");
+        ck_assert_str_eq(c.server.outbound_proxy, "socks5://127.0.0.1:9050");
+        daemon_config_done(&c);
+}
+END_TEST
+
+static const struct {
+        const char *line;
+        const char *field;
+} bad_server[] = {
+        { "Listen=2222", "Listen" },
+        { "Listen=udp:0.0.0.0:53", "Listen" },
+        { "Listen=tcp:0.0.0.0:0", "Listen" },
+        { "Listen=tcp:0.0.0.0:65536", "Listen" },
+        { "Listen=tcp:example.com:22", "Listen" },
+        { "Listen=tls:[::1:443", "Listen" },
+        { "AuthorizedKeys=relative/path", "AuthorizedKeys" },
+        { "Stealth=maybe", "Stealth" },
+        { "StealthFallback=localhost", "StealthFallback" },
+        { "LoginGraceTime=0", "LoginGraceTime" },
+        { "MaxAuthTries=101", "MaxAuthTries" },
+        { "OutboundProxy=ftp://x:1", "OutboundProxy" },
+        { "PermitOpen=nocolon", "PermitOpen" },
+        { "Bogus=1", "Bogus" },
+};
+
+START_TEST(test_server_bad_values) {
+        char text[256];
+        DaemonConfig c;
+        LoadProblems p = {};
+
+        snprintf(text, sizeof text, "[Server]\n%s\n", bad_server[_i].line);
+        parse(&c, text, &p);
+        ck_assert_uint_eq(p.n, 1);
+        ck_assert_uint_eq(p.items[0].line, 2);
+        ck_assert_str_eq(p.items[0].field, bad_server[_i].field);
+        ck_assert_uint_eq(c.server.n_listen, 0);
+        load_problems_done(&p);
+        daemon_config_done(&c);
+}
+END_TEST
+
+static const struct {
+        const char *permit, *deny, *host;
+        uint16_t port;
+        bool allowed;
+} policy[] = {
+        { NULL, NULL, "anything.example", 1, true },
+        { "*.internal:443", NULL, "db.internal", 443, true },
+        { "*.internal:443", NULL, "db.internal", 80, false },
+        { "*.internal:443", NULL, "db.example", 443, false },
+        { "*.INTERNAL:*", NULL, "db.internal", 5432, true },
+        { "10.0.0.0/8:1-1024", NULL, "10.1.2.3", 22, true },
+        { "10.0.0.0/8:1-1024", NULL, "10.1.2.3", 2222, false },
+        { "10.0.0.0/8:*", NULL, "11.1.2.3", 22, false },
+        { "10.0.0.0/8:*", NULL, "ten.example", 22, false }, /* names are never resolved */
+        { "[2001:db8::]/32:443", NULL, "2001:db8::1", 443, true },
+        { "[2001:db8::]/32:443", NULL, "2001:db9::1", 443, false },
+        { NULL, "127.0.0.0/8:*", "127.0.0.1", 80, false },
+        { NULL, "127.0.0.0/8:*", "localhost", 80, true },
+        { NULL, "localhost:*", "localhost", 80, false },
+        { "*:*", "*.internal:22", "db.internal", 22, false },
+        { "*:*", "*.internal:22", "db.internal", 23, true },
+};
+
+START_TEST(test_server_policy) {
+        char *permit[] = { (char *) policy[_i].permit, NULL };
+        char *deny[] = { (char *) policy[_i].deny, NULL };
+
+        ck_assert_msg(server_policy_allows(policy[_i].permit ? permit : NULL, policy[_i].deny ? deny : NULL,
+                                           policy[_i].host, policy[_i].port) == policy[_i].allowed,
+                      "case %d", _i);
+}
+END_TEST
+
 int main(void) {
         Suite *s = suite_create("daemon-config");
         TCase *tc = tcase_create("daemon-config");
@@ -169,6 +290,9 @@ int main(void) {
         tcase_add_loop_test(tc, test_bad_values, 0, ELEMENTSOF(bad));
         tcase_add_test(tc, test_parse_size);
         tcase_add_test(tc, test_load_dropins);
+        tcase_add_test(tc, test_server_section);
+        tcase_add_loop_test(tc, test_server_bad_values, 0, ELEMENTSOF(bad_server));
+        tcase_add_loop_test(tc, test_server_policy, 0, ELEMENTSOF(policy));
         suite_add_tcase(s, tc);
 
         sr = srunner_create(s);

@@ -165,14 +165,23 @@ static bool policy_entry_matches(const char *entry, const char *host, uint16_t p
         size_t n;
 
         if (entry[0] == '[') {
+                /* "[v6]:ports" or "[v6]/prefix:ports" */
                 const char *close = strchr(entry, ']');
-                if (!close || close[1] != ':')
+                size_t extra = 0;
+
+                if (!close)
+                        return false;
+                if (close[1] == '/')
+                        extra = strcspn(close + 1, ":");
+                if (close[1 + extra] != ':')
                         return false;
                 n = (size_t) (close - entry - 1);
-                if (n >= sizeof pattern)
+                if (n + extra >= sizeof pattern)
                         return false;
                 memcpy(pattern, entry + 1, n);
-                ports = close + 2;
+                memcpy(pattern + n, close + 1, extra);
+                n += extra;
+                ports = close + 2 + extra;
         } else {
                 colon = strrchr(entry, ':');
                 if (!colon)
