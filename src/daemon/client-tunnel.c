@@ -108,31 +108,6 @@ struct ClientTunnel {
         RelaySet *relays; /* outlives sessions: its totals are the profile's */
 };
 
-#define LIST_PREPEND(head, item)              \
-        do {                                  \
-                (item)->prev = NULL;          \
-                (item)->next = (head);        \
-                if (head)                     \
-                        (head)->prev = (item); \
-                (head) = (item);              \
-        } while (0)
-#define LIST_REMOVE(head, item)                         \
-        do {                                            \
-                if ((item)->prev)                       \
-                        (item)->prev->next = (item)->next; \
-                else                                    \
-                        (head) = (item)->next;          \
-                if ((item)->next)                       \
-                        (item)->next->prev = (item)->prev; \
-                (item)->prev = (item)->next = NULL;     \
-        } while (0)
-
-static uint64_t now(clockid_t clock) {
-        struct timespec ts;
-        clock_gettime(clock, &ts);
-        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000;
-}
-
 const char *client_tunnel_name(const ClientTunnel *t) {
         return t->profile->name;
 }
@@ -165,7 +140,7 @@ static void set_state(ClientTunnel *t, TunnelState state, TunnelReason reason, c
         (void) snprintf(t->message, sizeof t->message, "%s", strempty(message));
         if (!changed)
                 return;
-        t->since_realtime = now(CLOCK_REALTIME);
+        t->since_realtime = clock_now_usec(CLOCK_REALTIME);
 
         if (reason != TUNNEL_REASON_NONE)
                 log_profile(state == TUNNEL_FAILED ? LOG_ERR : LOG_WARNING, t->profile->name,
@@ -479,7 +454,7 @@ static void process_globals(ClientTunnel *t) {
                         rc = ssh_channel_cancel_forward(t->session, NULL, 0);
                         if (rc == SSH_AGAIN)
                                 return;
-                        t->rtt_usec = now(CLOCK_MONOTONIC) - t->keepalive_sent;
+                        t->rtt_usec = clock_now_usec(CLOCK_MONOTONIC) - t->keepalive_sent;
                         t->rtt_valid = true;
                         t->global = GLOBAL_IDLE;
                 }
@@ -499,7 +474,7 @@ static int on_keepalive(sd_event_source *s, uint64_t usec, void *userdata) {
         ClientTunnel *t = userdata;
         uint64_t interval = t->profile->keepalive_interval_usec;
         uint64_t limit = interval * t->profile->keepalive_count_max;
-        uint64_t n = now(CLOCK_MONOTONIC), next;
+        uint64_t n = clock_now_usec(CLOCK_MONOTONIC), next;
 
         if (t->raw_counter.in_packets != t->last_in_packets) {
                 t->last_in_packets = t->raw_counter.in_packets;
@@ -588,7 +563,7 @@ static void fail_attempt(ClientTunnel *t, TunnelReason reason, const char *messa
         r = sd_event_add_time_relative(t->event, &t->timer, CLOCK_MONOTONIC, delay, 1, on_backoff_done, t);
         if (r < 0)
                 log_error_errno(r, "Tunnel %s: cannot arm the backoff timer: %m", t->profile->name);
-        t->next_attempt_realtime = now(CLOCK_REALTIME) + delay;
+        t->next_attempt_realtime = clock_now_usec(CLOCK_REALTIME) + delay;
         set_state(t, TUNNEL_BACKOFF, reason, message);
 }
 
@@ -663,10 +638,10 @@ static void became_up(ClientTunnel *t) {
                 t->reconnects++;
         t->was_up = true;
         t->attempts = 0;
-        t->up_since_monotonic = now(CLOCK_MONOTONIC);
+        t->up_since_monotonic = clock_now_usec(CLOCK_MONOTONIC);
         t->next_attempt_realtime = 0;
         t->last_in_packets = t->raw_counter.in_packets;
-        t->last_rx = now(CLOCK_MONOTONIC);
+        t->last_rx = clock_now_usec(CLOCK_MONOTONIC);
         t->keepalive_sent = 0;
 
         ssh_set_message_callback(t->session, on_message, t);
@@ -755,7 +730,7 @@ static int pump_handler(SshPump *p, void *userdata) {
         }
         if (t->raw_counter.in_packets != t->last_in_packets) {
                 t->last_in_packets = t->raw_counter.in_packets;
-                t->last_rx = now(CLOCK_MONOTONIC);
+                t->last_rx = clock_now_usec(CLOCK_MONOTONIC);
         }
         process_globals(t);
         process_opens(t);
@@ -923,7 +898,7 @@ int client_tunnel_new(sd_event *e, const Profile *p, const char *state_dir, cons
         t->hooks = *hooks;
         t->userdata = userdata;
         t->state = TUNNEL_DOWN;
-        t->since_realtime = now(CLOCK_REALTIME);
+        t->since_realtime = clock_now_usec(CLOCK_REALTIME);
         t->opener = (ChannelOpener) { .ctx = t, .open = opener_open, .cancel = opener_cancel };
         t->state_dir = strdup(state_dir);
         if (!t->state_dir)
@@ -1073,7 +1048,7 @@ int client_tunnel_set_profile(ClientTunnel *t, const Profile *p, char **ret_erro
 
 int client_tunnel_status_json(const ClientTunnel *t, struct json_object **ret) {
         struct json_object *o, *a;
-        uint64_t mono = now(CLOCK_MONOTONIC);
+        uint64_t mono = clock_now_usec(CLOCK_MONOTONIC);
 
         o = json_object_new_object();
         a = json_object_new_array();

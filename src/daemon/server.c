@@ -131,31 +131,6 @@ struct Server {
         uint64_t channels_total;
 };
 
-#define LIST_PREPEND(head, item)                       \
-        do {                                           \
-                (item)->prev = NULL;                   \
-                (item)->next = (head);                 \
-                if (head)                              \
-                        (head)->prev = (item);         \
-                (head) = (item);                       \
-        } while (0)
-#define LIST_REMOVE(head, item)                                 \
-        do {                                                    \
-                if ((item)->prev)                               \
-                        (item)->prev->next = (item)->next;      \
-                else                                            \
-                        (head) = (item)->next;                  \
-                if ((item)->next)                               \
-                        (item)->next->prev = (item)->prev;      \
-                (item)->prev = (item)->next = NULL;             \
-        } while (0)
-
-static uint64_t now_usec(clockid_t clock) {
-        struct timespec ts;
-        clock_gettime(clock, &ts);
-        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000;
-}
-
 static bool policy_entry_matches(const char *entry, const char *host, uint16_t port) {
         char pattern[300];
         const char *ports, *colon;
@@ -394,7 +369,7 @@ static RemoteListener *find_remote(Server *s, const char *bind_host, uint16_t po
 
 static void session_free(ServerSession *ss) {
         Server *s = ss->server;
-        uint64_t duration = (now_usec(CLOCK_MONOTONIC) - ss->opened_at) / USEC_PER_SEC;
+        uint64_t duration = (clock_now_usec(CLOCK_MONOTONIC) - ss->opened_at) / USEC_PER_SEC;
 
         log_info("connection closed remote_addr=%s duration=%" PRIu64, ss->remote_addr, duration);
 
@@ -872,7 +847,7 @@ static int session_start(Server *s, int fd, const struct sockaddr_storage *peer,
         ss->fd = -EBADF;
         ss->peer = *peer;
         ss->transport = transport;
-        ss->opened_at = now_usec(CLOCK_MONOTONIC);
+        ss->opened_at = clock_now_usec(CLOCK_MONOTONIC);
         snprintf(ss->remote_addr, sizeof ss->remote_addr, "%s", remote_addr);
         LIST_PREPEND(s->sessions, ss);
         s->n_sessions++;
@@ -1230,7 +1205,7 @@ Server *server_free(Server *s) {
 
 int server_status_json(const Server *s, struct json_object **ret) {
         struct json_object *o, *listeners, *sessions;
-        uint64_t mono = now_usec(CLOCK_MONOTONIC);
+        uint64_t mono = clock_now_usec(CLOCK_MONOTONIC);
 
         o = json_object_new_object();
         listeners = json_object_new_array();
