@@ -172,6 +172,9 @@ for round in 1 2 3; do
 done
 fx_check "reconnects are counted" eval '(( $(status_field work reconnects) >= 3 ))'
 fx_check "data flows after the outages" eval '[[ $(get_socks small.bin | sha256sum | cut -d" " -f1) == $SMALL_SHA ]]'
+fx_wait_until 20 eval '(: </dev/tcp/127.0.0.1/'"$REMOTE_HTTP"') 2>/dev/null' || true
+fx_check "Remote= is requested again after every reconnect" \
+        eval '[[ $(curl -sS --fail --max-time 30 "http://127.0.0.1:$REMOTE_HTTP/small.bin" | sha256sum | cut -d" " -f1) == $SMALL_SHA ]]'
 
 # ---- a frozen server (no FIN, no RST) is found by keepalive ----
 fx_sshd_sigstop
