@@ -1,19 +1,31 @@
 #!/bin/bash
 # Benchmark (not a test): alknetd against OpenSSH `ssh -N -D`, both through the same private
-# sshd on 127.0.0.1 in one run; prints each number for both and the ratio.
+# sshd on 127.0.0.1 in one run; then alknetd's server role against sshd. Prints each number
+# for both and the ratio.
 #
-# Usage: tools/bench-tunnel.sh [--build DIR] [--ssh-only] [--size MIB] [--rounds N]
-#                              [--requests N] [--concurrency N] [--channels N]
+# Usage: tools/bench-tunnel.sh [--build DIR] [--ssh-only] [--no-server-role] [--size MIB]
+#                              [--rounds N] [--requests N] [--concurrency N] [--channels N]
 #   --build DIR       where alknetd and alknetctl are built (default: $ALKNET_BUILD_ROOT or ./build;
 #                     $ALKNETD and $ALKNETCTL override)
-#   --ssh-only        measure the ssh -D baseline only
+#   --ssh-only        measure the ssh -D baseline only (no server role either)
+#   --no-server-role  skip the rows of a second alknetd as the server (--server-role: default)
 #   --size MIB        bulk download size (default 1024)
 #   --rounds N        bulk and request rounds per tool, the median is shown (default 3)
 #   --requests N      small HTTP requests per round (default 5000)
 #   --concurrency N   requests in flight at once (default 200)
 #   --channels N      SOCKS connections held open for the RSS figure (default 1000)
 #
-# Targets from issue 3: bulk >= 1.0x ssh -D, requests/s >= 1.2x, p99 <= ssh -D.
+# Targets from issue 3: bulk >= 1.0x ssh -D, requests/s >= 1.2x, p99 <= ssh -D. From issue 4:
+# alknetd client -> alknetd server bulk >= 1.5x ssh -D -> sshd.
+#
+# The server role: a second alknetd with a [Server] section, measured twice, from an alknetd
+# client profile and from `ssh -N -D`; the baseline is the ssh -D -> sshd column of the same
+# run. alknetd has no cipher setting, so each cipher row restricts the server the way sshd
+# is restricted, through libssh's own server config (/etc/ssh/libssh_server_config, which
+# ssh_bind_accept_fd reads), bind-mounted over /etc/ssh in a private mount namespace of the
+# server process only (needs root; otherwise the negotiated cipher is shown). Every row says
+# the cipher that was actually negotiated, read from libssh's log of a probe client.
+#
 # Needs nginx (tools/deps.sh installs it), curl, python3, OpenSSH. Everything stays on loopback
 # and stops by PID when the script exits.
 set -euo pipefail
@@ -21,6 +33,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${ALKNET_BUILD_ROOT:-$ROOT/build}
 SSH_ONLY=0
+SERVER_ROLE=1
 SIZE_MIB=1024
 ROUNDS=3
 REQUESTS=5000
@@ -34,7 +47,7 @@ die() {
 }
 
 usage() {
-        sed -n '5,14p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '6,16p' "$0" | sed 's/^# \{0,1\}//'
         exit "${1:-2}"
 }
 
@@ -47,6 +60,8 @@ while (($#)); do
         case $1 in
         --build) BUILD=${2:?--build needs a directory}; shift ;;
         --ssh-only) SSH_ONLY=1 ;;
+        --server-role) SERVER_ROLE=1 ;;
+        --no-server-role) SERVER_ROLE=0 ;;
         --size) SIZE_MIB=$(posint "$1" "${2-}"); shift ;;
         --rounds) ROUNDS=$(posint "$1" "${2-}"); shift ;;
         --requests) REQUESTS=$(posint "$1" "${2-}"); shift ;;
@@ -59,6 +74,8 @@ while (($#)); do
 done
 ((ROUNDS <= 20 && SIZE_MIB <= 8192 && REQUESTS <= 100000 && CONCURRENCY <= 2000 && CHANNELS <= 10000)) ||
         die "limits: --rounds 20, --size 8192, --requests 100000, --concurrency 2000, --channels 10000"
+
+((!SSH_ONLY)) || SERVER_ROLE=0
 
 ALKNETD=${ALKNETD:-$BUILD/src/daemon/alknetd}
 ALKNETCTL=${ALKNETCTL:-$BUILD/src/ctl/alknetctl}
@@ -155,12 +172,41 @@ median() {
         printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'
 }
 
-# ---- the two tunnels ----
+# ---- the tunnels ----
+# Tools, by key: alk = alknetd client -> sshd, ssh = ssh -D -> sshd, and for the server role
+# alks = alknetd client -> alknetd server, ssha = ssh -D -> alknetd server.
 
 SSH_SOCKS=$(fx_free_port)
 ALK_SOCKS=$(fx_free_port)
+ALKS_SOCKS=$(fx_free_port)
+SSHA_SOCKS=$(fx_free_port)
+SRV_PORT=$(fx_free_port)
 SSH_PID=
 ALK_PID=
+SSHA_PID=
+SRV_PID=
+SRV_USER=alknet
+SRV_FORCE=0 # 1: the server's cipher can be restricted (see the header)
+
+port_of() {
+        case $1 in
+        ssh) echo "$SSH_SOCKS" ;;
+        alk) echo "$ALK_SOCKS" ;;
+        alks) echo "$ALKS_SOCKS" ;;
+        ssha) echo "$SSHA_SOCKS" ;;
+        *) echo direct ;;
+        esac
+}
+
+name_of() {
+        case $1 in
+        ssh) echo "ssh -D -> sshd" ;;
+        alk) echo "alknetd -> sshd" ;;
+        alks) echo "alknetd -> alknetd server" ;;
+        ssha) echo "ssh -D -> alknetd server" ;;
+        *) echo "$1" ;;
+        esac
+}
 
 ssh_up() {
         fx_bg "$FX_DIR/ssh-D.log" ssh "${FX_SSH_OPTS[@]}" -N -D "127.0.0.1:$SSH_SOCKS" 127.0.0.1
@@ -183,13 +229,19 @@ tunnel_works() {
                 [[ $(fx_sha256 "$FX_DIR/check.out") == "$CHECK_SHA" ]]
 }
 
+# alk_fail PROFILE MESSAGE
 alk_fail() {
         {
-                echo "bench-tunnel: alknetd could not bring the tunnel up: $*"
-                echo "---- alknetctl status bench:"
-                ctl status bench 2>&1 | head -n 20 || true
+                echo "bench-tunnel: alknetd could not bring the tunnel $1 up: $2"
+                echo "---- alknetctl status $1:"
+                ctl status "$1" 2>&1 | head -n 20 || true
                 echo "---- alknetd log (last 30 lines):"
                 tail -n 30 "$FX_DIR/alknetd.log"
+                if [[ $1 == benchsrv ]]; then
+                        echo "---- alknetd server log (last 30 lines):"
+                        tail -n 30 "$FX_DIR/srv.log"
+                        echo "---- (--no-server-role skips the server role)"
+                fi
                 echo "---- (tools/bench-tunnel.sh --ssh-only measures the ssh -D baseline alone)"
         } >&2
         exit 1
@@ -200,21 +252,123 @@ alk_start() {
         fx_bg "$FX_DIR/alknetd.log" "$ALKNETD" --control "$FX_DIR/control" \
                 --config-dir "$FX_DIR/etc" --state-dir "$FX_DIR/state"
         ALK_PID=$FX_LAST_PID
-        fx_wait_until 10 ctl list || alk_fail "its control socket does not answer"
+        fx_wait_until 10 ctl list || alk_fail bench "its control socket does not answer"
         ctl add bench "Server=127.0.0.1:$FX_SSHD_PORT" "User=$FX_USER" "Identity=$FX_CLIENT_KEY" \
                 "HostKey=$FX_HOSTKEY_FP" "Listen=127.0.0.1:$ALK_SOCKS" AutoStart=yes >"$FX_DIR/ctl.out" 2>&1 ||
-                alk_fail "alknetctl add: $(cat "$FX_DIR/ctl.out")"
+                alk_fail bench "alknetctl add: $(cat "$FX_DIR/ctl.out")"
 }
 
-# `up` waits for the first attempt; then what counts is data through the SOCKS port.
+# alk_up [PROFILE PORT]: `up` waits for the first attempt; then what counts is data through
+# the SOCKS port.
 alk_up() {
-        ctl up bench >"$FX_DIR/ctl.out" 2>&1 || alk_fail "alknetctl up bench: $(cat "$FX_DIR/ctl.out")"
-        fx_wait_until 20 tunnel_works "$ALK_SOCKS" ||
-                alk_fail "alknetctl up bench succeeded, but no data passes through 127.0.0.1:$ALK_SOCKS in 20 s"
+        local p=${1:-bench} port=${2:-$ALK_SOCKS}
+        ctl up "$p" >"$FX_DIR/ctl.out" 2>&1 || alk_fail "$p" "alknetctl up $p: $(cat "$FX_DIR/ctl.out")"
+        fx_wait_until 20 tunnel_works "$port" ||
+                alk_fail "$p" "alknetctl up $p succeeded, but no data passes through 127.0.0.1:$port in 20 s"
 }
 
 alk_down() {
-        ctl down bench >"$FX_DIR/ctl.out" 2>&1 || alk_fail "alknetctl down bench: $(cat "$FX_DIR/ctl.out")"
+        local p=${1:-bench}
+        ctl down "$p" >"$FX_DIR/ctl.out" 2>&1 || alk_fail "$p" "alknetctl down $p: $(cat "$FX_DIR/ctl.out")"
+}
+
+# ---- the server role ----
+
+# Whether a private mount namespace can put a libssh_server_config in front of the server.
+srv_can_force() {
+        local d=$FX_DIR/srv/etc-ssh
+        mkdir -p "$d"
+        # shellcheck disable=SC2016 # $1 is sh's
+        command -v unshare >/dev/null && ((EUID == 0)) &&
+                unshare --mount --propagation private sh -c 'mount --bind "$1" /etc/ssh' sh "$d" 2>/dev/null
+}
+
+# srv_start [CIPHER]: the second alknetd, with only a [Server] section; restricted to CIPHER
+# when given and SRV_FORCE. The host key is generated on the first start and kept.
+srv_start() {
+        local cmd
+        mkdir -p "$FX_DIR/srv/etc" "$FX_DIR/srv/state" "$FX_DIR/srv/etc-ssh"
+        cat >"$FX_DIR/srv/etc/alknetd.conf" <<EOC
+[Server]
+Listen=tcp:127.0.0.1:$SRV_PORT
+AuthorizedKeys=$FX_DIR/authorized_keys
+EOC
+        cmd=("$ALKNETD" --control "$FX_DIR/srv/control" --config-dir "$FX_DIR/srv/etc" --state-dir "$FX_DIR/srv/state")
+        if [[ -n ${1:-} ]] && ((SRV_FORCE)); then
+                printf 'Ciphers %s\n' "$1" >"$FX_DIR/srv/etc-ssh/libssh_server_config"
+                # unshare and sh exec: the recorded PID is alknetd's; the namespace dies with it.
+                # shellcheck disable=SC2016 # $1 and $@ are sh's
+                cmd=(unshare --mount --propagation private sh -c 'mount --bind "$1" /etc/ssh && shift && exec "$@"'
+                        sh "$FX_DIR/srv/etc-ssh" "${cmd[@]}")
+        fi
+        fx_bg "$FX_DIR/srv.log" "${cmd[@]}"
+        SRV_PID=$FX_LAST_PID
+        fx_wait_port "$SRV_PORT" 10 || die "the alknetd server did not listen; $(tail -n 10 "$FX_DIR/srv.log")"
+        if [[ -z ${SRV_FP:-} ]]; then
+                local key=$FX_DIR/srv/state/ssh_host_ed25519_key
+                fx_wait_until 5 test -s "$key" || die "the alknetd server wrote no host key $key"
+                SRV_FP=$(ssh-keygen -lf <(ssh-keygen -y -f "$key") | awk '{print $2}')
+                printf '[127.0.0.1]:%s %s\n' "$SRV_PORT" "$(ssh-keygen -y -f "$key" | cut -d' ' -f1-2)" \
+                        >"$FX_DIR/srv/known_hosts"
+                SSHA_OPTS=(-F /dev/null -i "$FX_CLIENT_KEY" -o IdentitiesOnly=yes -o BatchMode=yes
+                        -o StrictHostKeyChecking=yes -o UserKnownHostsFile="$FX_DIR/srv/known_hosts"
+                        -o GlobalKnownHostsFile=/dev/null -o ExitOnForwardFailure=yes
+                        -p "$SRV_PORT" -l "$SRV_USER")
+        fi
+}
+
+srv_stop() {
+        fx_stop "$SRV_PID"
+        SRV_PID=
+}
+
+# ssha_up [CIPHER]: ssh -D against the alknetd server, offering CIPHER only when given.
+ssha_up() {
+        local c=()
+        [[ -z ${1:-} ]] || c=(-c "$1")
+        fx_bg "$FX_DIR/ssh-D-srv.log" ssh "${SSHA_OPTS[@]}" "${c[@]}" -N -D "127.0.0.1:$SSHA_SOCKS" 127.0.0.1
+        SSHA_PID=$FX_LAST_PID
+        fx_wait_port "$SSHA_SOCKS" 10 || die "ssh -D to the alknetd server did not come up; $(tail -n 5 "$FX_DIR/ssh-D-srv.log")"
+        tunnel_works "$SSHA_SOCKS" ||
+                die "no data through ssh -D to the alknetd server; $(tail -n 5 "$FX_DIR/ssh-D-srv.log")"
+}
+
+ssha_down() {
+        fx_stop "$SSHA_PID"
+        SSHA_PID=
+}
+
+# ssh_cipher [-c CIPHER] SSH-OPTIONS...: the server->client cipher OpenSSH's ssh negotiates.
+ssh_cipher() {
+        { timeout 10 ssh -v "$@" -W "127.0.0.1:$FX_HOLD_PORT" 127.0.0.1 </dev/null 2>&1 || true; } |
+                awk '/kex: server->client cipher:/ && !c {c = $5} END {print c}'
+}
+
+# The cipher an alknetd client negotiates with the alknetd server as it runs now, from
+# libssh's own log (ALKNET_LIBSSH_VERBOSITY) of a short-lived probe daemon: the measured
+# client stays quiet. Prints "c2s" or "c2s/s2c" when the directions differ.
+alks_cipher() {
+        local d=$FX_DIR/probe port pid out=
+        rm -rf "$d"
+        mkdir -p "$d/etc" "$d/state"
+        port=$(fx_free_port)
+        ALKNET_LIBSSH_VERBOSITY=2 fx_bg "$d/log" "$ALKNETD" --control "$d/control" \
+                --config-dir "$d/etc" --state-dir "$d/state"
+        pid=$FX_LAST_PID
+        if fx_wait_until 10 "$ALKNETCTL" --socket "$d/control" list &&
+                "$ALKNETCTL" --socket "$d/control" --timeout 20 add probe "Server=127.0.0.1:$SRV_PORT" \
+                        "User=$SRV_USER" "Identity=$FX_CLIENT_KEY" "HostKey=$SRV_FP" "Listen=127.0.0.1:$port" \
+                        AutoStart=yes >/dev/null 2>&1 &&
+                "$ALKNETCTL" --socket "$d/control" --timeout 20 up probe >/dev/null 2>&1 &&
+                fx_wait_until 10 grep -q 'Negotiated' "$d/log"; then
+                # "[date time, 2] ssh_kex_select_methods:  Negotiated kex,hostkey,c2s,s2c,..."
+                out=$(awk '/ssh_kex_select_methods: +Negotiated / {
+                                sub(/.*Negotiated /, ""); split($0, f, ",")
+                                print (f[3] == f[4] ? f[3] : f[3] "/" f[4]); exit
+                        }' "$d/log")
+        fi
+        fx_stop "$pid"
+        echo "${out:-unknown}"
 }
 
 # ---- measurements ----
@@ -274,10 +428,13 @@ held() {
                 "$(pyjson held <<<"$j")" "$(pyjson errors <<<"$j")"
 }
 
-declare -A R # results: R[metric,tool]
+declare -A R   # results: R[metric,tool]
+declare -A NEG # ciphers negotiated: NEG[phase,tool], phase "req" or a cipher's short name
 
 tools=(ssh)
 ((SSH_ONLY)) || tools=(alk ssh)
+srv_tools=()
+((!SERVER_ROLE)) || srv_tools=(alks ssha)
 
 if ((!SSH_ONLY)); then
         alk_start
@@ -289,27 +446,37 @@ R[rss_idle,ssh]=$(rss_mib "$SSH_PID")
 
 echo "bench-tunnel: holding $CHANNELS channels open..."
 for t in "${tools[@]}"; do
-        if [[ $t == ssh ]]; then port=$SSH_SOCKS pid=$SSH_PID; else port=$ALK_SOCKS pid=$ALK_PID; fi
-        out=$(held "$port" "$pid")
+        if [[ $t == ssh ]]; then pid=$SSH_PID; else pid=$ALK_PID; fi
+        out=$(held "$(port_of "$t")" "$pid")
         read -r "R[rss_held,$t]" "R[held,$t]" "R[held_err,$t]" <<<"$out"
 done
+
+# Added after the RSS figures, so that they are of the one tunnel to sshd. The request rounds
+# run against the server as it is deployed, without a cipher restriction.
+if ((SERVER_ROLE)); then
+        echo "bench-tunnel: the server role, a second alknetd on 127.0.0.1:$SRV_PORT..."
+        srv_can_force && SRV_FORCE=1
+        srv_start
+        ctl add benchsrv "Server=127.0.0.1:$SRV_PORT" "User=$SRV_USER" "Identity=$FX_CLIENT_KEY" \
+                "HostKey=$SRV_FP" "Listen=127.0.0.1:$ALKS_SOCKS" AutoStart=yes >"$FX_DIR/ctl.out" 2>&1 ||
+                alk_fail benchsrv "alknetctl add: $(cat "$FX_DIR/ctl.out")"
+        alk_up benchsrv "$ALKS_SOCKS"
+        ssha_up "${CIPHERS[0]}"
+        NEG[req,alks]=$(alks_cipher)
+        NEG[req,ssha]=$(ssh_cipher -c "${CIPHERS[0]}" "${SSHA_OPTS[@]}")
+fi
 
 echo "bench-tunnel: $ROUNDS rounds of $REQUESTS requests, $CONCURRENCY at once..."
 declare -A RPS P50 P99 ERRS OVF
 for ((i = 0; i < ROUNDS; i++)); do
-        for t in direct "${tools[@]}"; do
-                case $t in
-                ssh) port=$SSH_SOCKS ;;
-                alk) port=$ALK_SOCKS ;;
-                *) port=direct ;;
-                esac
-                out=$(small "$port")
+        for t in direct "${tools[@]}" "${srv_tools[@]}"; do
+                out=$(small "$(port_of "$t")")
                 read -r a b c d e <<<"$out"
                 RPS[$t]+="$a " P50[$t]+="$b " P99[$t]+="$c " ERRS[$t]=$((${ERRS[$t]:-0} + d))
                 OVF[$t]=$((${OVF[$t]:-0} + e))
         done
 done
-for t in direct "${tools[@]}"; do
+for t in direct "${tools[@]}" "${srv_tools[@]}"; do
         # shellcheck disable=SC2086
         R[rps,$t]=$(median ${RPS[$t]}) R[p50,$t]=$(median ${P50[$t]}) R[p99,$t]=$(median ${P99[$t]})
         R[req_err,$t]=${ERRS[$t]} R[ovf,$t]=${OVF[$t]}
@@ -329,17 +496,28 @@ for c in "${CIPHERS[@]}"; do
                 ssh_up
         fi
         # The sshd offers this one cipher only; a probe shows what a client actually gets.
-        timeout 10 ssh -v "${FX_SSH_OPTS[@]}" -W "127.0.0.1:$FX_HOLD_PORT" 127.0.0.1 </dev/null 2>&1 |
-                grep -q "kex: server->client cipher: $c " || die "sshd does not negotiate $c"
+        [[ $(ssh_cipher "${FX_SSH_OPTS[@]}") == "$c" ]] || die "sshd does not negotiate $c"
+        NEG[req,ssh]=${NEG[req,ssh]:-$c}
+        if ((SERVER_ROLE)); then
+                ssha_down
+                alk_down benchsrv
+                srv_stop
+                srv_start "$c"
+                alk_up benchsrv "$ALKS_SOCKS"
+                ssha_up "$c"
+                NEG[$short,alks]=$(alks_cipher)
+                NEG[$short,ssha]=$(ssh_cipher -c "$c" "${SSHA_OPTS[@]}")
+                [[ ${NEG[$short,ssha]} == "$c" ]] ||
+                        die "ssh -c $c to the alknetd server negotiated '${NEG[$short,ssha]}'"
+        fi
         echo "bench-tunnel: $ROUNDS rounds of $SIZE_MIB MiB with $short..."
         declare -A BULK=()
         for ((i = 0; i < ROUNDS; i++)); do
-                for t in "${tools[@]}"; do
-                        if [[ $t == ssh ]]; then port=$SSH_SOCKS; else port=$ALK_SOCKS; fi
-                        BULK[$t]+="$(bulk "$port") "
+                for t in "${tools[@]}" "${srv_tools[@]}"; do
+                        BULK[$t]+="$(bulk "$(port_of "$t")") "
                 done
         done
-        for t in "${tools[@]}"; do
+        for t in "${tools[@]}" "${srv_tools[@]}"; do
                 # shellcheck disable=SC2086
                 R[bulk_$short,$t]=$(median ${BULK[$t]})
         done
@@ -358,6 +536,12 @@ row() { # row LABEL METRIC [TARGET]; without a target, counts with no ratio
         printf '%-42s %10s %10s %8s   %s\n' "$1" "${a:--}" "${s:--}" "$r" "${3:-}"
 }
 
+srow() { # srow LABEL METRIC [TARGET]: the server-role table, both against ssh -D -> sshd
+        local a=${R[$2,alks]:-} b=${R[$2,ssha]:-} s=${R[$2,ssh]:-} ra=- rb=-
+        [[ -z ${3+x} ]] || { ra=$(ratio "$a" "$s") rb=$(ratio "$b" "$s"); }
+        printf '%-42s %9s %9s %9s %7s %7s   %s\n' "$1" "${a:--}" "${b:--}" "${s:--}" "$ra" "$rb" "${3:-}"
+}
+
 echo
 printf 'alknetd vs OpenSSH ssh -D, same sshd on 127.0.0.1, %s vCPU; median of %s rounds\n' "$(nproc)" "$ROUNDS"
 printf '%-42s %10s %10s %8s   %s\n' "" "alknetd" "ssh -D" "ratio" "target"
@@ -373,11 +557,39 @@ row "  SYNs dropped, listen queue full" ovf
 row "RSS idle, tunnel up (MiB)" rss_idle ""
 row "RSS with $CHANNELS channels open (MiB)" rss_held ""
 row "  channels that opened" held
+
+if ((SERVER_ROLE)); then
+        echo
+        printf 'server role, same run: A = alknetd client -> alknetd server, B = ssh -D -> alknetd server,\n'
+        printf 'C = ssh -D -> sshd (the baseline above); median of %s rounds\n' "$ROUNDS"
+        printf '%-42s %9s %9s %9s %7s %7s   %s\n' "" "A" "B" "C" "A/C" "B/C" "target"
+        for c in "${CIPHERS[@]}"; do
+                short=${c%%@*}
+                label="bulk $SIZE_MIB MiB, $short (MiB/s)"
+                [[ ${NEG[$short,alks]} == "$c" ]] || label+=" [A: ${NEG[$short,alks]%%@*}]"
+                srow "$label" "bulk_$short" "A/C >= 1.50x"
+        done
+        srow "$REQUESTS requests, $CONCURRENCY at once (req/s)" rps ""
+        srow "  p50 latency (ms)" p50 ""
+        srow "  p99 latency (ms)" p99 ""
+        srow "  failed requests (all rounds)" req_err
+        srow "  SYNs dropped, listen queue full" ovf
+        printf 'ciphers negotiated (A from libssh'"'"'s log of a probe client, B and C from ssh -v):\n'
+        for c in "${CIPHERS[@]}"; do
+                short=${c%%@*}
+                printf '  bulk %s rows: A %s, B %s, C %s\n' "$short" "${NEG[$short,alks]}" "${NEG[$short,ssha]}" "$c"
+        done
+        printf '  request rows: A %s (no restriction: what alknetd <-> alknetd picks), B %s, C %s\n' \
+                "${NEG[req,alks]}" "${NEG[req,ssha]}" "${NEG[req,ssh]}"
+        ((SRV_FORCE)) ||
+                echo "  (the alknetd server's cipher could not be restricted here: needs root and unshare)"
+fi
+
 echo
-for t in "${tools[@]}"; do
-        [[ $t == ssh ]] && port=$SSH_SOCKS || port=$ALK_SOCKS
+for t in "${tools[@]}" "${srv_tools[@]}"; do
+        port=$(port_of "$t")
         [[ -s $FX_DIR/fail-$port.txt ]] || continue
-        printf '%s, commonest request failure: %s\n' "$([[ $t == ssh ]] && echo "ssh -D" || echo alknetd)" \
+        printf '%s, commonest request failure: %s\n' "$(name_of "$t")" \
                 "$(sort "$FX_DIR/fail-$port.txt" | uniq -c | sort -rn | head -n 1 | sed -E 's/^ *//')"
 done
 printf 'client ceiling, the same requests straight to nginx: %s req/s, p50 %s ms, p99 %s ms\n' \
