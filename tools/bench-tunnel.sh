@@ -430,6 +430,7 @@ held() {
 
 declare -A R   # results: R[metric,tool]
 declare -A NEG # ciphers negotiated: NEG[phase,tool], phase "req" or a cipher's short name
+declare -A RAW # every round's figure, for the spread: RAW[metric,tool]
 
 tools=(ssh)
 ((SSH_ONLY)) || tools=(alk ssh)
@@ -479,6 +480,7 @@ done
 for t in direct "${tools[@]}" "${srv_tools[@]}"; do
         # shellcheck disable=SC2086
         R[rps,$t]=$(median ${RPS[$t]}) R[p50,$t]=$(median ${P50[$t]}) R[p99,$t]=$(median ${P99[$t]})
+        RAW[rps,$t]=${RPS[$t]}
         R[req_err,$t]=${ERRS[$t]} R[ovf,$t]=${OVF[$t]}
 done
 
@@ -520,6 +522,7 @@ for c in "${CIPHERS[@]}"; do
         for t in "${tools[@]}" "${srv_tools[@]}"; do
                 # shellcheck disable=SC2086
                 R[bulk_$short,$t]=$(median ${BULK[$t]})
+                RAW[bulk_$short,$t]=${BULK[$t]}
         done
 done
 
@@ -594,3 +597,12 @@ for t in "${tools[@]}" "${srv_tools[@]}"; do
 done
 printf 'client ceiling, the same requests straight to nginx: %s req/s, p50 %s ms, p99 %s ms\n' \
         "${R[rps,direct]}" "${R[p50,direct]}" "${R[p99,direct]}"
+# The medians hide how far rounds differ; on a shared machine that is the error bar.
+echo "every round (MiB/s, req/s), in order:"
+for m in "${CIPHERS[@]}" rps; do
+        [[ $m == rps ]] || m=bulk_${m%%@*}
+        for t in "${tools[@]}" "${srv_tools[@]}"; do
+                printf '  %-24s %-26s %s\n' "$([[ $m == rps ]] && echo requests || echo "${m/_/ }")" \
+                        "$(name_of "$t")" "${RAW[$m,$t]:-}"
+        done
+done
