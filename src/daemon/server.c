@@ -1019,7 +1019,10 @@ int server_start(Server *s, bool listeners_from_systemd) {
         s->bind = ssh_bind_new();
         if (!s->bind)
                 return -ENOMEM;
-        if (ssh_bind_options_set(s->bind, SSH_BIND_OPTIONS_IMPORT_KEY, ssh_key_dup(s->host_key)) < 0 ||
+        /* Settings come from alknetd.conf only, never from /etc/ssh/libssh_server_config. */
+        bool no = false;
+        if (ssh_bind_options_set(s->bind, SSH_BIND_OPTIONS_PROCESS_CONFIG, &no) < 0 ||
+            ssh_bind_options_set(s->bind, SSH_BIND_OPTIONS_IMPORT_KEY, ssh_key_dup(s->host_key)) < 0 ||
             ssh_bind_options_set(s->bind, SSH_BIND_OPTIONS_BANNER, SERVER_BANNER) < 0)
                 return log_error_errno(EINVAL, "Cannot configure the SSH server: %s", ssh_get_error(s->bind));
 
