@@ -1177,6 +1177,109 @@ static int verb_monitor(int argc, char *argv[]) {
         return m.ret;
 }
 
+/* ---- server role ---- */
+
+static int print_server_sessions(struct json_object *sessions) {
+        static const char *const headers[] = { "REMOTE", "TRANSPORT", "USER", "KEY", "CHANNELS", "DURATION" };
+        _cleanup_(table_freep) Table *t = NULL;
+        int r;
+
+        if (!sessions || json_object_array_length(sessions) == 0) {
+                puts("No sessions.");
+                return EXIT_OK;
+        }
+
+        if (table_new(headers, ELEMENTSOF(headers), &t) < 0)
+                return log_oom();
+
+        for (size_t i = 0; i < json_object_array_length(sessions); i++) {
+                struct json_object *s = json_object_array_get_idx(sessions, i);
+                bool authenticated = json_get_bool(s, "authenticated") > 0;
+                char channels[32], duration[32];
+
+                const char *cells[] = {
+                        json_get_str(s, "remoteAddress"),
+                        json_get_str(s, "transport"),
+                        /* before authentication nobody is known yet: say so instead of "-" */
+                        authenticated ? json_get_str(s, "user") : "(authenticating)",
+                        authenticated ? json_get_str(s, "keyFingerprint") : NULL,
+                        format_field(s, "channels", format_count, channels, sizeof(channels)),
+                        format_field(s, "durationUSec", format_duration, duration, sizeof(duration)),
+                };
+                if (table_add_row(t, cells) < 0)
+                        return log_oom();
+        }
+
+        r = table_print(t, stdout);
+        if (r < 0) {
+                log_error("failed to write output: %s", strerror(-r));
+                return EXIT_DAEMON_ERROR;
+        }
+        return EXIT_OK;
+}
+
+/* "3 accepted, 1 rejected" and the like; "-" when the daemon did not send both. */
+static const char *format_pair(struct json_object *o, const char *k1, const char *label1, const char *k2,
+                               const char *label2, char *buf, size_t size) {
+        int64_t a, b;
+
+        if (!json_get_int(o, k1, &a) || !json_get_int(o, k2, &b))
+                return NULL;
+        snprintf(buf, size, "%" PRIi64 " %s, %" PRIi64 " %s", a, label1, b, label2);
+        return buf;
+}
+
+static void show_server(struct json_object *s) {
+        const char *error = json_get_str(s, "error");
+        int running = json_get_bool(s, "running");
+
+        if (running > 0)
+                puts("Server role: running");
+        else {
+                fputs("Server role: not running", stdout);
+                if (!isempty(error)) {
+                        fputs(" (", stdout);
+                        put_value(error);
+                        fputc(')', stdout);
+                }
+                fputc('\n', stdout);
+        }
+        show_list("Listeners", json_get_array(s, "listeners"));
+        fputc('\n', stdout);
+}
+
+static void show_server_counters(struct json_object *s) {
+        char buf[128];
+
+        show_line("Sessions total", format_field(s, "sessionsTotal", format_count, buf, sizeof(buf)));
+        show_line("Channels", format_pair(s, "channels", "open", "channelsTotal", "total", buf, sizeof(buf)));
+        show_line("Auth", format_pair(s, "authAccepted", "accepted", "authRejected", "rejected", buf, sizeof(buf)));
+        show_line("Refused by limits", format_field(s, "refusedByLimits", format_count, buf, sizeof(buf)));
+}
+
+static int verb_server(int argc, char *argv[]) {
+        struct json_object *reply = NULL, *s;
+        int r;
+
+        r = call(MANAGER "ServerStatus", NULL, &reply);
+        if (r != EXIT_OK)
+                return r;
+
+        if (!json_object_object_get_ex(reply, "server", &s) || !json_object_is_type(s, json_type_object))
+                r = error_transport(-EBADMSG);
+        else if (arg_json)
+                r = print_json(reply);
+        else {
+                show_server(s);
+                r = print_server_sessions(json_get_array(s, "sessions"));
+                fputc('\n', stdout);
+                show_server_counters(s);
+        }
+
+        json_object_put(reply);
+        return r;
+}
+
 static int verb_help(int argc, char *argv[]);
 
 static const Verb verbs[] = {
@@ -1192,6 +1295,7 @@ static const Verb verbs[] = {
         { "status",  "[NAME]",                0, 1,        verb_status,  false, false, false, "Show tunnel states; one in detail" },
         { "trust",   "NAME [FINGERPRINT]",    1, 2,        verb_trust,   true,  false, false, "Pin the host key the server presented" },
         { "monitor", "[NAME]",                0, 1,        verb_monitor, false, false, false, "Print state changes until Ctrl-C" },
+        { "server",  "",                      0, 0,        verb_server,  false, false, false, "Show the server role: listeners, sessions, counters" },
         { "help",    "",                      0, 0,        verb_help,    false, false, false, "Show this help" },
 };
 
