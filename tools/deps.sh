@@ -15,6 +15,7 @@ test_deps=(
         valgrind libclang-rt-14-dev
         util-linux iproute2 procps
         microsocks tinyproxy
+        fail2ban
 )
 
 wanted=("${build_deps[@]}")
