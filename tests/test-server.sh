@@ -395,6 +395,17 @@ fx_check "alknetctl server: running, the listener, the counters" eval '"${CTL[@]
         grep -qx "Auth: $ACCEPTS accepted, $(count "result=reject") rejected" "$D/server.txt" &&
         grep -qx "Refused by limits: 1" "$D/server.txt"'
 
+# A daemon without [Server]: the role is reported as not running.
+N=$FX_DIR/noserver
+mkdir -p "$N/etc" "$N/state"
+fx_bg "$N/alknetd.log" "$ALKNETD" --control "$N/control" --config-dir "$N/etc" --state-dir "$N/state"
+fx_wait_until 30 test -S "$N/control" || true
+fx_check "alknetctl server without [Server]: not running, no listeners, no sessions" eval \
+        '"$ALKNETCTL" --socket "$N/control" server >"$N/server.txt" &&
+        grep -qx "Server role: not running" "$N/server.txt" && grep -qx "Listeners: -" "$N/server.txt" &&
+        grep -qx "No sessions." "$N/server.txt"'
+fx_stop "$FX_LAST_PID"
+
 # ---- privacy and a clean stop ----
 fx_check "no destination in the daemon's log" eval \
         '! grep -qE "localhost|alknet-control|[^0-9]($FX_HTTP_PORT|$FX_SINK_PORT|$FX_ECHO_PORT)([^0-9]|$)" "$LOG"'
