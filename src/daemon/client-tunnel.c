@@ -776,6 +776,7 @@ static void start_ssh(ClientTunnel *t, int fd) {
                 fail_attempt(t, TUNNEL_REASON_DISCONNECTED, strerror(-r));
                 return;
         }
+        ssh_pump_set_counter(t->pump, &t->raw_counter);
         t->timer = sd_event_source_disable_unref(t->timer);
         rc = sd_event_add_time_relative(t->event, &t->timer, CLOCK_MONOTONIC, TUNNEL_HANDSHAKE_TIMEOUT_USEC,
                                         USEC_PER_SEC / 10, on_attempt_deadline, t);

@@ -178,7 +178,16 @@ void relay_process(Relay *r) {
 
         if (r->done)
                 return;
-        if ((k = pull_channel(r)) < 0 || (k = push_socket(r)) < 0 || (k = push_channel(r)) < 0) {
+        /* Channel to socket until the socket is full or libssh has nothing more. When the
+         * socket took the whole buffer while libssh still holds data, go round again: no
+         * event would come for it (the peer may have sent its last packet, even EOF). */
+        do {
+                if ((k = pull_channel(r)) < 0 || (k = push_socket(r)) < 0) {
+                        finish(r, k);
+                        return;
+                }
+        } while (r->chan_pending && !r->chan_eof && r->down_end == 0);
+        if ((k = push_channel(r)) < 0) {
                 finish(r, k);
                 return;
         }

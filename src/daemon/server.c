@@ -740,6 +740,7 @@ static int session_attach_ssh(ServerSession *ss, int fd) {
         r = ssh_pump_new(s->event, ss->session, fd, session_pump, ss, &ss->pump);
         if (r < 0)
                 return r;
+        ssh_pump_set_counter(ss->pump, &ss->raw_counter);
         ssh_pump_kick(ss->pump);
         return 0;
 }
@@ -1019,6 +1020,9 @@ int server_start(Server *s, bool listeners_from_systemd) {
         s->bind = ssh_bind_new();
         if (!s->bind)
                 return -ENOMEM;
+        /* libssh's own tracing, for debugging only: it may print names and addresses. */
+        if (getenv("ALKNET_LIBSSH_VERBOSITY"))
+                (void) ssh_set_log_level(atoi(getenv("ALKNET_LIBSSH_VERBOSITY")));
         /* Settings come from alknetd.conf only, never from /etc/ssh/libssh_server_config. */
         bool no = false;
         if (ssh_bind_options_set(s->bind, SSH_BIND_OPTIONS_PROCESS_CONFIG, &no) < 0 ||

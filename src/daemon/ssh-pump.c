@@ -5,6 +5,8 @@
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 
+#include <libssh/callbacks.h>
+
 #include "log.h"
 #include "ssh-pump.h"
 
@@ -16,6 +18,7 @@ struct SshPump {
         sd_event_source *defer;
         SshPumpHandler handler;
         void *userdata;
+        const struct ssh_counter_struct *counter;
         bool congested;
         bool dead;
 };
@@ -56,7 +59,12 @@ void ssh_pump_kick(SshPump *p) {
         (void) sd_event_source_set_enabled(p->defer, SD_EVENT_ONESHOT);
 }
 
+void ssh_pump_set_counter(SshPump *p, const struct ssh_counter_struct *counter) {
+        p->counter = counter;
+}
+
 static int run_handler(SshPump *p) {
+        uint64_t in_before;
         int one = 1, r;
 
         /* Delayed ACKs cost ~40 ms per request/response turn against OpenSSH; QUICKACK is
@@ -66,7 +74,10 @@ static int run_handler(SshPump *p) {
         r = p->handler(p, p->userdata);
         if (r < 0)
                 return r; /* the owner may have freed us */
+        in_before = p->counter ? p->counter->in_packets : 0;
         (void) ssh_pump_flush(p);
+        if (p->counter && p->counter->in_packets != in_before)
+                ssh_pump_schedule(p);
         return 0;
 }
 

@@ -33,6 +33,11 @@ int ssh_pump_flush(SshPump *p);
  * Channel data it read then sits in libssh with no fd event left to announce it. */
 void ssh_pump_kick(SshPump *p);
 
+/* The session's raw counter (ssh_set_counters): with it, a flush after the handler that
+ * also read packets (libssh dispatches input while it flushes) gets another handler pass,
+ * or the channel data it dispatched would wait for an fd event that never comes. */
+void ssh_pump_set_counter(SshPump *p, const struct ssh_counter_struct *counter);
+
 /* True while libssh still holds unsent output (after the last flush). */
 int ssh_pump_congested(const SshPump *p);
 
