@@ -2,7 +2,8 @@
 # The real-systemd test: installs the build into an overlay of /, boots systemd 252 as
 # PID 1 in a container (own network namespace) and drives alknetd.socket/alknetd.service
 # there with systemctl, alknetctl and journalctl as an admin would after tools/install.sh,
-# up to a real tunnel to an sshd in the container, all under the hardened unit.
+# up to a real tunnel to an sshd in the container, and the server role on listeners that
+# alknetd-server.socket hands over, all under the hardened unit.
 set -uo pipefail
 
 skip() { echo "SKIP: $*"; exit 77; }
@@ -502,6 +503,136 @@ if check "sshd and HTTP server started in the container" e2e_setup &&
         journal_never_mentions "SSH server address never logged" "$SSHD_PORT"
         check "alknetctl remove e2e" in_ct alknetctl remove e2e
 fi
+echo "== the server role on listeners from alknetd-server.socket"
+# systemd binds 2222 and 443 and hands them to alknetd.service as fds named "server"; the
+# [Server] Listen= entry only says which transport port 2222 speaks (the daemon binds
+# nothing itself). A stock ssh -D and a client profile of the same daemon log in there.
+SRV_PORT=2222
+SRV_SSH_SOCKS=21090
+SRV_PROFILE_SOCKS=21091
+SRV_KEY=/etc/alknet/keys/srv
+SRV_HOSTKEY=/var/lib/alknet/ssh_host_ed25519_key
+srv_setup() {
+        in_ct env d="$E2E" key="$SRV_KEY" port="$SRV_PORT" bash -ec '
+                mkdir -p $d /etc/alknet/keys
+                ssh-keygen -q -t ed25519 -N "" -C alknet-srv -f $key
+                chgrp alknet /etc/alknet/keys $key
+                chmod 0750 /etc/alknet/keys
+                chmod 0640 $key
+                # ssh refuses a private key of its own user that others may read.
+                install -m 0600 $key $d/srv-client-key
+                install -m 0640 -g alknet $key.pub /etc/alknet/authorized_keys
+                printf "[Server]\nListen=tcp:0.0.0.0:%s\nAuthorizedKeys=/etc/alknet/authorized_keys\n" $port \
+                        >/etc/alknet/alknetd.conf'
+}
+srv_verify_quiet() {
+        local err
+        err=$(in_ct systemd-analyze verify alknetd-server.socket 2>&1 >/dev/null)
+        [[ -z $err ]] || { printf '%s\n' "$err"; return 1; }
+}
+# ss_owners PORT: the processes holding the listening TCP socket on PORT.
+ss_owners() { in_ct ss -Hltnp "sport = :$1"; }
+# held_by_systemd_and_alknetd PORT: pid 1 (systemd) and alknetd's main process hold it.
+held_by_systemd_and_alknetd() {
+        local out main
+        out=$(ss_owners "$1")
+        main=$(service_prop MainPID)
+        grep -q '"systemd",pid=1,' <<<"$out" && grep -q "\"alknetd\",pid=$main," <<<"$out" && return 0
+        echo "alknetd MainPID $main; ss: $out"
+        return 1
+}
+# srv_json EXPR: a Python expression over s = "alknetctl server --json"["server"].
+srv_json() {
+        in_ct alknetctl server --json | python3 -c '
+import json, sys
+s = json.load(sys.stdin)["server"]
+v = eval(sys.argv[1])
+print(v)
+sys.exit(0 if v else 1)' "$1"
+}
+srv_state_is() {
+        local v
+        v=$(in_ct alknetctl --json status srvc | python3 -c '
+import json, sys
+print(json.load(sys.stdin)["tunnels"][0].get("state", ""))')
+        [[ $v == "$1" ]] && return 0
+        echo "state=$v"
+        return 1
+}
+srv_ssh_start() {
+        in_ct bash -ec "ssh-keygen -y -f $SRV_HOSTKEY | sed 's/^/[127.0.0.1]:$SRV_PORT /' >$E2E/srv_known_hosts" &&
+                in_ct systemd-run --quiet --collect --unit=alknet-srv-ssh \
+                        ssh -N -F /dev/null -o BatchMode=yes -o IdentitiesOnly=yes -o StrictHostKeyChecking=yes \
+                        -o UserKnownHostsFile="$E2E/srv_known_hosts" -o GlobalKnownHostsFile=/dev/null \
+                        -o ExitOnForwardFailure=yes -o ConnectTimeout=10 \
+                        -D "127.0.0.1:$SRV_SSH_SOCKS" -p "$SRV_PORT" -i "$E2E/srv-client-key" alknet@127.0.0.1
+}
+# On failure the socket unit's journal says why.
+srv_socket_start() {
+        in_ct systemctl enable --now alknetd-server.socket && return 0
+        in_ct journalctl -u alknetd-server.socket --no-pager -n 20
+        return 1
+}
+srv_accepts() { journal_lines | grep -cE 'auth attempt .* result=accept( |$)'; }
+http_up() { in_ct bash -c "exec 4<>/dev/tcp/${HTTP_TARGET/://}"; }
+if http_up || { in_ct systemctl start alknet-e2e-http.service && eventually "HTTP server listening" 10 http_up; }; then
+        check "alknetd.conf with [Server] Listen=tcp:0.0.0.0:$SRV_PORT, key and authorized_keys" srv_setup
+        check "systemd-analyze verify alknetd-server.socket prints nothing" srv_verify_quiet
+        # systemd refuses to start a socket whose service already runs ("Socket service
+        # alknetd.service already active, refusing"), and a running daemon would get no
+        # server fds anyway: only a start hands them over. So stop, then start both.
+        check "systemctl stop alknetd before starting the server socket" in_ct systemctl stop alknetd.service
+        check "systemctl enable --now alknetd-server.socket" srv_socket_start
+        check "alknetd-server.socket is active" in_ct systemctl is-active alknetd-server.socket
+        check "systemctl start alknetd (takes the server fds)" in_ct systemctl start alknetd.service
+        eventually "alknetd.service active after the start" 10 service_is active
+        expect_output "ss: port $SRV_PORT listening, held by systemd (pid 1)" '"systemd",pid=1,' \
+                ss_owners "$SRV_PORT"
+        eventually "ss: port $SRV_PORT held by systemd and by alknetd's main process" 10 \
+                held_by_systemd_and_alknetd "$SRV_PORT"
+        expect_output "ss: port 443 listening, held by systemd (pid 1)" '"systemd",pid=1,' ss_owners 443
+        check "ss: port 443 handed to alknetd too" held_by_systemd_and_alknetd 443
+        eventually "alknetctl server --json: running true" 10 srv_json 's["running"] is True'
+        expect_output "alknetctl server --json: a tcp listener on port $SRV_PORT" "tcp:.*:$SRV_PORT'" \
+                srv_json "[l for l in s['listeners'] if l.startswith('tcp:') and l.endswith(':$SRV_PORT')]"
+        # 443 has no Listen=tls: entry, so the port-match rule makes it plain SSH over TCP.
+        expect_output "alknetctl server --json: 443 served as tcp (no Listen=tls: for it)" "tcp:.*:443'" \
+                srv_json "[l for l in s['listeners'] if l.startswith('tcp:') and l.endswith(':443')]"
+        check "the daemon generated $SRV_HOSTKEY" in_ct test -s "$SRV_HOSTKEY"
+        srv_host_fp=$(in_ct ssh-keygen -lf "$SRV_HOSTKEY" | awk '{print $2}')
+        srv_key_fp=$(in_ct ssh-keygen -lf "$SRV_KEY.pub" | awk '{print $2}')
+
+        check "stock ssh -N -D $SRV_SSH_SOCKS -p $SRV_PORT (StrictHostKeyChecking=yes)" srv_ssh_start
+        eventually "ssh -D SOCKS port listening" 20 in_ct bash -c "exec 3<>/dev/tcp/127.0.0.1/$SRV_SSH_SOCKS"
+        expect_output "HTTP through ssh -D and the server role" '^hello through alknet$' \
+                in_ct curl -sS --max-time 10 -x "socks5h://127.0.0.1:$SRV_SSH_SOCKS" "http://$HTTP_TARGET/hello.txt"
+
+        check "alknetctl add srvc (127.0.0.1:$SRV_PORT, User=alknet, Identity=, HostKey=)" \
+                in_ct alknetctl add srvc --server "127.0.0.1:$SRV_PORT" --user alknet --identity "$SRV_KEY" \
+                --host-key "$srv_host_fp" --socks "127.0.0.1:$SRV_PROFILE_SOCKS" --autostart no
+        check "alknetctl up srvc" in_ct alknetctl up srvc --timeout 30
+        check "alknetctl --json status srvc: state up" srv_state_is up
+        expect_output "HTTP through the profile's SOCKS port and the server role of the same daemon" \
+                '^hello through alknet$' \
+                in_ct curl -sS --max-time 10 -x "socks5h://127.0.0.1:$SRV_PROFILE_SOCKS" "http://$HTTP_TARGET/hello.txt"
+        expect_output "alknetctl server --json: 2 authenticated sessions as alknet" '^2$' \
+                srv_json "len([x for x in s['sessions'] if x['authenticated'] and x['user'] == 'alknet'])"
+        eventually "journal: 'connection opened remote_addr=127.0.0.1 transport=tcp'" 10 \
+                journal_has '[0-9]' 'connection opened remote_addr=127\.0\.0\.1 transport=tcp$'
+        eventually "journal: 'auth attempt remote_addr=127.0.0.1 user=alknet key_fingerprint=... result=accept'" 10 \
+                journal_has '[0-9]' "auth attempt remote_addr=127\\.0\\.0\\.1 user=alknet key_fingerprint=${srv_key_fp//+/\\+} result=accept( |\$)"
+        expect_output "journal: 2 accepted logins" '^2$' srv_accepts
+
+        check "alknetctl down srvc" in_ct alknetctl down srvc
+        check "alknetctl remove srvc" in_ct alknetctl remove srvc
+        check "stop ssh -D" in_ct systemctl stop alknet-srv-ssh.service
+        eventually "no server sessions left" 10 srv_json 'len(s["sessions"]) == 0'
+        eventually "journal: 'connection closed remote_addr=127.0.0.1 duration=...'" 10 \
+                journal_has '[0-9]' 'connection closed remote_addr=127\.0\.0\.1 duration=[0-9]'
+else
+        not_ok "HTTP server for the server-role checks"
+fi
+in_ct systemctl stop alknet-srv-ssh.service 2>/dev/null
 in_ct systemctl stop alknet-e2e-sshd.service alknet-e2e-http.service alknet-e2e-hold.service 2>/dev/null
 
 echo "== remove and stop"
