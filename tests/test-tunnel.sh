@@ -202,6 +202,8 @@ fx_check "no retry loop after a mismatch" eval '[[ $(grep -c "Tunnel work: conne
 fx_check "no destination in the daemon's log" eval '! grep -qE "$HTTP_NAME|:$FX_HTTP_PORT|:$FX_SINK_PORT" "$DAEMON_LOG"'
 "${CTL[@]}" down work >/dev/null
 fx_check "down closes the listeners" eval '! (: </dev/tcp/127.0.0.1/'"$SOCKS"') 2>/dev/null'
+fx_check "down leaves no connection to the server behind (no leaked fd)" \
+        eval '[[ $(ss -tanp | grep "pid=$DAEMON_PID," | grep -c ":$FX_SSHD_PORT ") == 0 ]]'
 kill -TERM "$DAEMON_PID"
 stop_rc=0
 wait "$DAEMON_PID" || stop_rc=$?

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
 
@@ -90,6 +91,8 @@ struct ClientTunnel {
         Dial *dial;
         TlsBridge *tls; /* Transport=tls: SSH runs over the bridge's socketpair */
         ssh_session session;
+        int ssh_fd;         /* given with SSH_OPTIONS_FD: libssh never closes it */
+        ino_t ssh_fd_inode; /* to close it only if it is still that socket */
         ssh_key identity;
         SshPump *pump;
         struct ssh_counter_struct raw_counter;
@@ -522,8 +525,16 @@ static void close_session(ClientTunnel *t) {
         if (t->session) {
                 if (ssh_is_connected(t->session))
                         ssh_disconnect(t->session);
-                ssh_free(t->session); /* closes the socket it was given */
+                ssh_free(t->session);
                 t->session = NULL;
+        }
+        if (t->ssh_fd >= 0) {
+                struct stat st;
+                /* libssh does not close an SSH_OPTIONS_FD socket; it may have on an error
+                 * path, so only our very socket is closed, never a new fd of that number. */
+                if (fstat(t->ssh_fd, &st) >= 0 && st.st_ino == t->ssh_fd_inode)
+                        (void) close(t->ssh_fd);
+                t->ssh_fd = -EBADF;
         }
         t->tls = tls_bridge_free(t->tls);
         if (t->identity) {
@@ -765,7 +776,11 @@ static void start_ssh(ClientTunnel *t, int fd) {
                 fail_attempt(t, TUNNEL_REASON_CONFIG_INVALID, ssh_get_error(t->session));
                 return;
         }
-        TAKE_FD(sock); /* the session owns it now */
+        {
+                struct stat st;
+                t->ssh_fd = TAKE_FD(sock); /* closed by close_session() after ssh_free() */
+                t->ssh_fd_inode = fstat(t->ssh_fd, &st) >= 0 ? st.st_ino : 0;
+        }
         t->raw_counter = (struct ssh_counter_struct) {};
         ssh_set_counters(t->session, NULL, &t->raw_counter);
         ssh_set_blocking(t->session, 0);
@@ -899,6 +914,7 @@ int client_tunnel_new(sd_event *e, const Profile *p, const char *state_dir, cons
         t->hooks = *hooks;
         t->userdata = userdata;
         t->state = TUNNEL_DOWN;
+        t->ssh_fd = -EBADF;
         t->since_realtime = clock_now_usec(CLOCK_REALTIME);
         t->opener = (ChannelOpener) { .ctx = t, .open = opener_open, .cancel = opener_cancel };
         t->state_dir = strdup(state_dir);
