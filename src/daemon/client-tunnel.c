@@ -722,8 +722,13 @@ static int pump_handler(SshPump *p, void *userdata) {
         if (t->state != TUNNEL_UP)
                 return 0;
 
-        /* Each pass reads at most one socket buffer's worth; go on while bytes arrive. */
-        for (unsigned i = 0; i < 64; i++) {
+        /* Each pass reads at most one socket buffer's worth; go on while bytes arrive, and
+         * past the round limit let the loop come back (other sources get a turn). */
+        for (unsigned i = 0;; i++) {
+                if (i == 64) {
+                        ssh_pump_schedule(p);
+                        break;
+                }
                 uint64_t before = t->raw_counter.in_bytes;
 
                 rc = ssh_execute_message_callbacks(t->session);

@@ -680,9 +680,15 @@ static int session_pump(SshPump *p, void *userdata) {
                 ss->phase = PHASE_AUTH;
         }
 
-        for (unsigned i = 0; i < 64 && !ss->closing; i++) {
+        for (unsigned i = 0; !ss->closing; i++) {
                 uint64_t before = ss->raw_counter.in_bytes;
                 ssh_message msg;
+
+                if (i == 64) {
+                        /* Still busy: come back after the other sources had a turn. */
+                        ssh_pump_schedule(p);
+                        break;
+                }
 
                 while (!ss->closing && (msg = ssh_message_get(ss->session)))
                         if (!handle_message(ss, msg))
