@@ -403,17 +403,23 @@ static int bring_up(ControlConnection *c, Manager *m, ClientTunnel *t, bool wait
         }
 }
 
-static int method_up(ControlConnection *c, struct json_object *parameters, void *userdata) {
+/* Up and Restart: the same parameters and answer; Restart takes the tunnel down first. */
+static int up_or_restart(ControlConnection *c, struct json_object *parameters, Manager *m, bool restart) {
         static const char *const allowed[] = { "name", "wait", NULL };
-        Manager *m = userdata;
         ClientTunnel *t;
         bool wait;
 
         if (get_tunnel(c, m, parameters, allowed, &t) < 0 || get_optional_bool(c, parameters, "wait", true, &wait) < 0)
                 return 0;
+        if (restart)
+                client_tunnel_down(t);
         if (m->stopping)
                 return reply_status(c, t, NULL, NULL);
         return bring_up(c, m, t, wait);
+}
+
+static int method_up(ControlConnection *c, struct json_object *parameters, void *userdata) {
+        return up_or_restart(c, parameters, userdata, false);
 }
 
 static int method_down(ControlConnection *c, struct json_object *parameters, void *userdata) {
@@ -429,17 +435,7 @@ static int method_down(ControlConnection *c, struct json_object *parameters, voi
 }
 
 static int method_restart(ControlConnection *c, struct json_object *parameters, void *userdata) {
-        static const char *const allowed[] = { "name", "wait", NULL };
-        Manager *m = userdata;
-        ClientTunnel *t;
-        bool wait;
-
-        if (get_tunnel(c, m, parameters, allowed, &t) < 0 || get_optional_bool(c, parameters, "wait", true, &wait) < 0)
-                return 0;
-        client_tunnel_down(t);
-        if (m->stopping)
-                return reply_status(c, t, NULL, NULL);
-        return bring_up(c, m, t, wait);
+        return up_or_restart(c, parameters, userdata, true);
 }
 
 static int method_status(ControlConnection *c, struct json_object *parameters, void *userdata) {
