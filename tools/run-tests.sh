@@ -68,12 +68,13 @@ stage "tests (ASan+UBSan)" build-asan/meson-logs/testlog.json env \
 banner "unit tests under valgrind"
 stage "unit tests (valgrind)" build/meson-logs/testlog-valgrind.json meson test -C build --setup=valgrind --suite unit -v --print-errorlogs
 
-banner "tunnel test with the daemon under valgrind"
-# Smaller transfers: valgrind runs the daemon about 30 times slower.
-stage "tunnel test (daemon under valgrind)" build/meson-logs/testlog-tunnel-valgrind.json env \
+banner "tunnel and server tests with the daemons under valgrind"
+# Smaller transfers: valgrind runs the daemon about 30 times slower. The kill/restart
+# rounds of test-tunnel and the server's takeover and limit checks run in full.
+stage "tunnel and server tests (daemons under valgrind)" build/meson-logs/testlog-tunnel-valgrind.json env \
         ALKNET_VALGRIND=1 ALKNET_TEST_SIZE_MIB=16 ALKNET_TEST_PARALLEL=10 \
-        meson test -C build --no-rebuild test-tunnel -v --print-errorlogs --timeout-multiplier 3 \
-        --logbase testlog-tunnel-valgrind
+        meson test -C build --no-rebuild test-tunnel test-server test-server-tls -v --print-errorlogs \
+        --timeout-multiplier 3 --logbase testlog-tunnel-valgrind
 
 banner "build (clang, libFuzzer)"
 # The fuzz targets live under tests/, so the tests stay enabled in this build. Every
