@@ -1,7 +1,8 @@
 #!/bin/bash
 # Every test alknet has, as CI runs them: the full suite (including the real-systemd
 # container test) on a --werror build, the suite again under ASan+UBSan, the unit tests
-# under valgrind, and every libFuzzer target for a minute.
+# under valgrind, the tunnel and server tests with the daemons under valgrind, and every
+# libFuzzer target for a minute.
 # Usage: sudo tools/run-tests.sh        (root: the systemd test boots a container)
 set -euo pipefail
 cd "$(dirname "$0")/.."
