@@ -1,6 +1,6 @@
 #!/bin/bash
 # Installs the Debian packages alknet needs to build and to run its tests. The lists are
-# defined here once; tools/install.sh and tools/run-tests.sh call this script.
+# defined here once; tools/install.sh and .ci/run call this script.
 # Usage: tools/deps.sh [--build]     (--build: only what building needs)
 set -euo pipefail
 
