@@ -119,10 +119,6 @@ TunnelState client_tunnel_state(const ClientTunnel *t) {
         return t->state;
 }
 
-TunnelReason client_tunnel_reason(const ClientTunnel *t) {
-        return t->reason;
-}
-
 const char *client_tunnel_presented_host_key(const ClientTunnel *t) {
         return t->presented[0] ? t->presented : NULL;
 }

@@ -34,7 +34,6 @@ DEFINE_POINTER_CLEANUP_FUNC(ClientTunnel, client_tunnel_free);
 
 const char *client_tunnel_name(const ClientTunnel *t);
 TunnelState client_tunnel_state(const ClientTunnel *t);
-TunnelReason client_tunnel_reason(const ClientTunnel *t);
 /* The key the server presented while hostkey-unknown/-mismatch, else NULL. */
 const char *client_tunnel_presented_host_key(const ClientTunnel *t);
 size_t client_tunnel_n_channels(const ClientTunnel *t);

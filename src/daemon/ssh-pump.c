@@ -23,14 +23,6 @@ struct SshPump {
         bool dead;
 };
 
-ssh_session ssh_pump_session(const SshPump *p) {
-        return p->session;
-}
-
-int ssh_pump_congested(const SshPump *p) {
-        return p->congested;
-}
-
 static void update_events(SshPump *p) {
         if (p->dead)
                 return;

@@ -38,7 +38,3 @@ void ssh_pump_kick(SshPump *p);
  * or the channel data it dispatched would wait for an fd event that never comes. */
 void ssh_pump_set_counter(SshPump *p, const struct ssh_counter_struct *counter);
 
-/* True while libssh still holds unsent output (after the last flush). */
-int ssh_pump_congested(const SshPump *p);
-
-ssh_session ssh_pump_session(const SshPump *p);
