@@ -334,6 +334,17 @@ static struct json_object *name_parameters(const char *name) {
 
 /* ---- verbs ---- */
 
+
+/* Prints a finished table; a write error (a closed pipe, a full disk) is the exit status. */
+static int print_table(Table *t) {
+        int r = table_print(t, stdout);
+
+        if (r < 0) {
+                log_error("failed to write output: %s", strerror(-r));
+                return EXIT_DAEMON_ERROR;
+        }
+        return EXIT_OK;
+}
 static int verb_list(int argc, char *argv[]) {
         static const char *const headers[] = { "NAME", "SOURCE", "SERVER", "SOCKS", "AUTOSTART" };
         _cleanup_(table_freep) Table *t = NULL;
@@ -387,12 +398,7 @@ static int verb_list(int argc, char *argv[]) {
         }
 
         json_object_put(reply);
-        r = table_print(t, stdout);
-        if (r < 0) {
-                log_error("failed to write output: %s", strerror(-r));
-                return EXIT_DAEMON_ERROR;
-        }
-        return EXIT_OK;
+        return print_table(t);
 
 oom:
         json_object_put(reply);
@@ -947,7 +953,6 @@ static void show_tunnel(struct json_object *s) {
 static int print_status_table(struct json_object *tunnels) {
         static const char *const headers[] = { "NAME", "STATE", "SINCE", "RTT", "RECONNECTS", "CHANNELS", "IN", "OUT" };
         _cleanup_(table_freep) Table *t = NULL;
-        int r;
 
         if (json_object_array_length(tunnels) == 0) {
                 puts("No profiles.");
@@ -975,12 +980,7 @@ static int print_status_table(struct json_object *tunnels) {
                         return log_oom();
         }
 
-        r = table_print(t, stdout);
-        if (r < 0) {
-                log_error("failed to write output: %s", strerror(-r));
-                return EXIT_DAEMON_ERROR;
-        }
-        return EXIT_OK;
+        return print_table(t);
 }
 
 static int verb_status(int argc, char *argv[]) {
@@ -1182,7 +1182,6 @@ static int verb_monitor(int argc, char *argv[]) {
 static int print_server_sessions(struct json_object *sessions) {
         static const char *const headers[] = { "REMOTE", "TRANSPORT", "USER", "KEY", "CHANNELS", "DURATION" };
         _cleanup_(table_freep) Table *t = NULL;
-        int r;
 
         if (!sessions || json_object_array_length(sessions) == 0) {
                 puts("No sessions.");
@@ -1210,12 +1209,7 @@ static int print_server_sessions(struct json_object *sessions) {
                         return log_oom();
         }
 
-        r = table_print(t, stdout);
-        if (r < 0) {
-                log_error("failed to write output: %s", strerror(-r));
-                return EXIT_DAEMON_ERROR;
-        }
-        return EXIT_OK;
+        return print_table(t);
 }
 
 /* "3 accepted, 1 rejected" and the like; "-" when the daemon did not send both. */
