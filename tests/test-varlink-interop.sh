@@ -59,10 +59,21 @@ import json, os, socket, sys, time
 SOCK = os.environ["SOCK"]
 
 def connect(timeout=10):
+    # With a timeout Python connects non-blocking, and Linux fails such a connect to a
+    # Unix socket with EAGAIN while the listen backlog is full: wait for room, like a
+    # blocking connect (and alknetctl) would.
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.settimeout(timeout)
-    s.connect(SOCK)
-    return s
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            s.connect(SOCK)
+            return s
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                s.close()
+                raise TimeoutError("listen backlog full for %d s" % timeout)
+            time.sleep(0.01)
 
 def call(method, parameters=None, **flags):
     return json.dumps(dict(method=method, parameters=parameters or {}, **flags)).encode() + b"\0"

@@ -26,6 +26,7 @@ import argparse
 import json
 import socket
 import sys
+import time
 
 
 def replies(sock):
@@ -42,6 +43,20 @@ def replies(sock):
         if not isinstance(reply, dict):
             raise ValueError("reply is not a JSON object")
         yield reply
+
+
+def connect(sock, path, timeout):
+    """Connect, waiting while the service's listen backlog is full: with a timeout
+    set, Python connects non-blocking and Linux then fails at once with EAGAIN."""
+    deadline = time.monotonic() + timeout if timeout else None
+    while True:
+        try:
+            sock.connect(path)
+            return
+        except BlockingIOError:
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError("the service's listen backlog stayed full")
+            time.sleep(0.01)
 
 
 def main():
@@ -69,7 +84,7 @@ def main():
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
             sock.settimeout(args.timeout or None)
-            sock.connect(args.socket)
+            connect(sock, args.socket, args.timeout)
             sock.sendall(json.dumps(call).encode() + b"\0")
             for reply in replies(sock):
                 print(json.dumps(reply, ensure_ascii=False, separators=(",", ":")), flush=True)
