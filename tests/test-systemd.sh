@@ -605,6 +605,8 @@ if http_up || { in_ct systemctl start alknet-e2e-http.service && eventually "HTT
         # 443 has no Listen=tls: entry, so the port-match rule makes it plain SSH over TCP.
         expect_output "alknetctl server --json: 443 served as tcp (no Listen=tls: for it)" "tcp:.*:443'" \
                 srv_json "[l for l in s['listeners'] if l.startswith('tcp:') and l.endswith(':443')]"
+        eventually "journal: a warning that 443 serves plain SSH for want of a Listen=tls: entry" 10 \
+                journal_has 4 'Handed-over listener on port 443 has no \[Server\] Listen=tls: entry'
         check "the daemon generated $SRV_HOSTKEY" in_ct test -s "$SRV_HOSTKEY"
         srv_host_fp=$(in_ct ssh-keygen -lf "$SRV_HOSTKEY" | awk '{print $2}')
         srv_key_fp=$(in_ct ssh-keygen -lf "$SRV_KEY.pub" | awk '{print $2}')

@@ -305,10 +305,21 @@ int manager_start_server(Manager *m, const int *fds, size_t n_fds) {
         for (size_t i = 0; i < n_fds; i++) {
                 ServerTransport t = SERVER_TRANSPORT_TCP;
                 uint16_t port = socket_port(fds[i]);
+                bool listed = false;
 
                 for (size_t j = 0; j < c->n_listen; j++)
-                        if (c->listen[j].port == port)
+                        if (c->listen[j].port == port) {
                                 t = c->listen[j].transport;
+                                listed = true;
+                        }
+                /* Port 443 served as plain SSH is almost always a forgotten Listen=tls: line,
+                 * and it is exactly what a censor's probe would see. */
+                if (!listed && port == 443)
+                        log_warning("Handed-over listener on port 443 has no [Server] Listen=tls: entry, "
+                                    "so it serves plain SSH, not TLS");
+                else if (!listed)
+                        log_notice("Handed-over listener on port %u has no [Server] Listen= entry; it serves plain SSH",
+                                   port);
                 r = server_add_listen_fd(s, fds[i], t);
                 if (r < 0)
                         goto fail;
