@@ -433,6 +433,34 @@ START_TEST(test_server_pin) {
 }
 END_TEST
 
+/* The system store is parsed once and shared; forgetting it gives the next context a
+ * fresh one while contexts already made keep theirs. */
+START_TEST(test_client_system_store) {
+        SSL_CTX *a = NULL, *b = NULL, *c = NULL, *d = NULL;
+
+        ck_assert_int_eq(tls_client_ctx_new(true, NULL, NULL, &a, NULL), 0);
+        ck_assert_int_eq(tls_client_ctx_new(true, NULL, "sha256//AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", &b,
+                                            NULL), 0);
+        ck_assert_ptr_eq(SSL_CTX_get_cert_store(a), SSL_CTX_get_cert_store(b));
+        ck_assert_int_gt(sk_X509_OBJECT_num(X509_STORE_get0_objects(SSL_CTX_get_cert_store(a))), 0);
+
+        ck_assert_int_eq(tls_client_ctx_new(true, path("ca.pem"), NULL, &c, NULL), 0); /* its own */
+        ck_assert_ptr_ne(SSL_CTX_get_cert_store(c), SSL_CTX_get_cert_store(a));
+
+        tls_forget_system_store();
+        ck_assert_int_eq(tls_client_ctx_new(true, NULL, NULL, &d, NULL), 0);
+        ck_assert_ptr_ne(SSL_CTX_get_cert_store(d), SSL_CTX_get_cert_store(a));
+        /* a's store outlived the forgetting: still readable (valgrind/ASan would tell). */
+        ck_assert_int_gt(sk_X509_OBJECT_num(X509_STORE_get0_objects(SSL_CTX_get_cert_store(a))), 0);
+
+        tls_ctx_unref(a);
+        tls_ctx_unref(b);
+        tls_ctx_unref(c);
+        tls_ctx_unref(d);
+        tls_forget_system_store();
+}
+END_TEST
+
 START_TEST(test_client_ctx) {
         SSL_CTX *ctx = NULL;
         char *error = NULL;
@@ -1658,6 +1686,7 @@ static Suite *tls_suite(void) {
         tcase_add_loop_test(tc, test_server_ctx, 0, ELEMENTSOF(server_ctxs));
         tcase_add_test(tc, test_server_pin);
         tcase_add_test(tc, test_client_ctx);
+        tcase_add_test(tc, test_client_system_store);
         tcase_add_test(tc, test_bridge_new_invalid);
         suite_add_tcase(s, tc);
 

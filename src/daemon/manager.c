@@ -7,6 +7,7 @@
 #include "config.h"
 #include "log.h"
 #include "manager.h"
+#include "tls.h"
 
 static void control_limits_from_config(const DaemonConfig *c, ControlLimits *ret) {
         *ret = (ControlLimits) {
@@ -66,6 +67,7 @@ int manager_reload(Manager *m, LoadProblems *problems) {
 
         (void) sd_notify(false, "RELOADING=1\nSTATUS=Reloading configuration");
         log_info("Reloading configuration");
+        tls_forget_system_store(); /* ca-certificates may have changed */
         r = load_all(m, problems);
         if (r >= 0)
                 log_info("Reloaded: %zu profiles", m->store->n_profiles);
@@ -479,6 +481,7 @@ Manager *manager_free(Manager *m) {
         netwatch_free(m->netwatch);
         server_free(m->server);
         free(m->server_error);
+        tls_forget_system_store();
         sd_event_source_disable_unref(m->drain_timer);
         profile_store_free(m->store);
         daemon_config_done(&m->config);

@@ -243,6 +243,30 @@ int tls_server_ctx_get_pin(SSL_CTX *ctx, char ret[TLS_PIN_SIZE]) {
         return 0;
 }
 
+DEFINE_VOID_CLEANUP_FUNC(X509_STORE, X509_STORE_free);
+
+static X509_STORE *system_store = NULL;
+
+void tls_forget_system_store(void) {
+        X509_STORE_free(system_store);
+        system_store = NULL;
+}
+
+/* Shares the system store with ctx, loading it first if needed. */
+static int use_system_store(SSL_CTX *ctx) {
+        if (!system_store) {
+                _cleanup_(X509_STORE_freep) X509_STORE *store = X509_STORE_new();
+
+                if (!store || X509_STORE_set_default_paths(store) != 1)
+                        return -EBADMSG;
+                system_store = TAKE_PTR(store);
+        }
+        /* set1: ctx takes a reference of its own, so forgetting the store later leaves
+         * the contexts of connections in progress intact. */
+        SSL_CTX_set1_cert_store(ctx, system_store);
+        return 0;
+}
+
 int tls_client_ctx_new(bool verify, const char *ca_file, const char *pin, SSL_CTX **ret, char **ret_error) {
         static const unsigned char alpn[] = "\x0a" TLS_ALPN_ALKNET;
         _cleanup_(tls_ctx_unrefp) SSL_CTX *ctx = NULL;
@@ -270,7 +294,7 @@ int tls_client_ctx_new(bool verify, const char *ca_file, const char *pin, SSL_CT
                         if (SSL_CTX_load_verify_locations(ctx, ca_file, NULL) != 1)
                                 return openssl_fail(-EBADMSG, ret_error, "Failed to load CA certificates from %s",
                                                     ca_file);
-                } else if (SSL_CTX_set_default_verify_paths(ctx) != 1)
+                } else if (use_system_store(ctx) < 0)
                         return openssl_fail(-EBADMSG, ret_error, "Failed to load the system's CA certificates");
                 SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
         } else

@@ -86,8 +86,13 @@ int tls_server_ctx_get_pin(SSL_CTX *ctx, char ret[TLS_PIN_SIZE]);
  * "sha256//<base64 of the SHA-256 of the server certificate's SubjectPublicKeyInfo>",
  * as curl --pinnedpubkey) is checked against the leaf certificate either way. Every
  * connection offers exactly ALPN "alknet-ssh" and fails unless the server selects it.
- * -EINVAL on a malformed pin, -ENOENT, -EBADMSG ... when ca_file is unusable. */
+ * -EINVAL on a malformed pin, -ENOENT, -EBADMSG ... when ca_file is unusable.
+ *
+ * The system store is parsed once (about 20 ms of the loop's time for Debian's bundle)
+ * and shared by every context made afterwards; tls_forget_system_store() drops it, so
+ * that the next context reads it again (on reload: ca-certificates may have changed). */
 int tls_client_ctx_new(bool verify, const char *ca_file, const char *pin, SSL_CTX **ret, char **ret_error);
+void tls_forget_system_store(void);
 
 /* Parses "sha256//<44 characters of padded base64>" into the 32-byte digest.
  * -EINVAL on anything else. */
