@@ -21,9 +21,8 @@
 # The server role: a second alknetd with a [Server] section, measured twice, from an alknetd
 # client profile and from `ssh -N -D`; the baseline is the ssh -D -> sshd column of the same
 # run. alknetd has no cipher setting, so each cipher row restricts the server the way sshd
-# is restricted, through libssh's own server config (/etc/ssh/libssh_server_config, which
-# ssh_bind_accept_fd reads), bind-mounted over /etc/ssh in a private mount namespace of the
-# server process only (needs root; otherwise the negotiated cipher is shown). Every row says
+# is restricted, through the benchmark-only environment variable ALKNET_BENCH_CIPHERS of
+# the server process (the server never reads /etc/ssh/libssh_server_config). Every row says
 # the cipher that was actually negotiated, read from libssh's log of a probe client.
 #
 # Needs nginx (tools/deps.sh installs it), curl, python3, OpenSSH. Everything stays on loopback
@@ -186,7 +185,6 @@ ALK_PID=
 SSHA_PID=
 SRV_PID=
 SRV_USER=alknet
-SRV_FORCE=0 # 1: the server's cipher can be restricted (see the header)
 
 port_of() {
         case $1 in
@@ -274,33 +272,19 @@ alk_down() {
 
 # ---- the server role ----
 
-# Whether a private mount namespace can put a libssh_server_config in front of the server.
-srv_can_force() {
-        local d=$FX_DIR/srv/etc-ssh
-        mkdir -p "$d"
-        # shellcheck disable=SC2016 # $1 is sh's
-        command -v unshare >/dev/null && ((EUID == 0)) &&
-                unshare --mount --propagation private sh -c 'mount --bind "$1" /etc/ssh' sh "$d" 2>/dev/null
-}
-
 # srv_start [CIPHER]: the second alknetd, with only a [Server] section; restricted to CIPHER
-# when given and SRV_FORCE. The host key is generated on the first start and kept.
+# when given. The host key is generated on the first start and kept.
 srv_start() {
         local cmd
-        mkdir -p "$FX_DIR/srv/etc" "$FX_DIR/srv/state" "$FX_DIR/srv/etc-ssh"
+        mkdir -p "$FX_DIR/srv/etc" "$FX_DIR/srv/state"
         cat >"$FX_DIR/srv/etc/alknetd.conf" <<EOC
 [Server]
 Listen=tcp:127.0.0.1:$SRV_PORT
 AuthorizedKeys=$FX_DIR/authorized_keys
 EOC
         cmd=("$ALKNETD" --control "$FX_DIR/srv/control" --config-dir "$FX_DIR/srv/etc" --state-dir "$FX_DIR/srv/state")
-        if [[ -n ${1:-} ]] && ((SRV_FORCE)); then
-                printf 'Ciphers %s\n' "$1" >"$FX_DIR/srv/etc-ssh/libssh_server_config"
-                # unshare and sh exec: the recorded PID is alknetd's; the namespace dies with it.
-                # shellcheck disable=SC2016 # $1 and $@ are sh's
-                cmd=(unshare --mount --propagation private sh -c 'mount --bind "$1" /etc/ssh && shift && exec "$@"'
-                        sh "$FX_DIR/srv/etc-ssh" "${cmd[@]}")
-        fi
+        # env execs alknetd: the recorded PID is alknetd's.
+        [[ -z ${1:-} ]] || cmd=(env "ALKNET_BENCH_CIPHERS=$1" "${cmd[@]}")
         fx_bg "$FX_DIR/srv.log" "${cmd[@]}"
         SRV_PID=$FX_LAST_PID
         fx_wait_port "$SRV_PORT" 10 || die "the alknetd server did not listen; $(tail -n 10 "$FX_DIR/srv.log")"
@@ -456,7 +440,6 @@ done
 # run against the server as it is deployed, without a cipher restriction.
 if ((SERVER_ROLE)); then
         echo "bench-tunnel: the server role, a second alknetd on 127.0.0.1:$SRV_PORT..."
-        srv_can_force && SRV_FORCE=1
         srv_start
         ctl add benchsrv "Server=127.0.0.1:$SRV_PORT" "User=$SRV_USER" "Identity=$FX_CLIENT_KEY" \
                 "HostKey=$SRV_FP" "Listen=127.0.0.1:$ALKS_SOCKS" AutoStart=yes >"$FX_DIR/ctl.out" 2>&1 ||
@@ -584,8 +567,6 @@ if ((SERVER_ROLE)); then
         done
         printf '  request rows: A %s (no restriction: what alknetd <-> alknetd picks), B %s, C %s\n' \
                 "${NEG[req,alks]}" "${NEG[req,ssha]}" "${NEG[req,ssh]}"
-        ((SRV_FORCE)) ||
-                echo "  (the alknetd server's cipher could not be restricted here: needs root and unshare)"
 fi
 
 echo

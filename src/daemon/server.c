@@ -1035,6 +1035,12 @@ int server_start(Server *s, bool listeners_from_systemd) {
             ssh_bind_options_set(s->bind, SSH_BIND_OPTIONS_IMPORT_KEY, ssh_key_dup(s->host_key)) < 0 ||
             ssh_bind_options_set(s->bind, SSH_BIND_OPTIONS_BANNER, SERVER_BANNER) < 0)
                 return log_error_errno(EINVAL, "Cannot configure the SSH server: %s", ssh_get_error(s->bind));
+        /* For benchmarks only (tools/bench-tunnel.sh): offer just these ciphers, the way
+         * sshd's Ciphers= is set for the baseline. libssh refuses names it does not know. */
+        const char *ciphers = getenv("ALKNET_BENCH_CIPHERS");
+        if (ciphers && (ssh_bind_options_set(s->bind, SSH_BIND_OPTIONS_CIPHERS_C_S, ciphers) < 0 ||
+                        ssh_bind_options_set(s->bind, SSH_BIND_OPTIONS_CIPHERS_S_C, ciphers) < 0))
+                return log_error_errno(EINVAL, "Cannot restrict the SSH server's ciphers: %s", ssh_get_error(s->bind));
 
         for (size_t i = 0; i < s->config.n_listen; i++)
                 if (s->config.listen[i].transport == SERVER_TRANSPORT_TLS && !s->tls_ctx)
