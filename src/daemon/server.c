@@ -422,6 +422,11 @@ static void direct_dialed(int r, int fd, TunnelReason reason, void *userdata) {
 
         o->dial = NULL;
         if (r < 0) {
+                /* OutboundProxy= is the server's own setting: its failures (down, or
+                 * refusing) are the admin's to see. Without the destination. */
+                if (reason == TUNNEL_REASON_PROXY_FAILED)
+                        log_warning_errno(r, "channel open failed remote_addr=%s reason=proxy-failed: %m",
+                                          ss->remote_addr);
                 /* libssh 0.10 can only answer "administratively prohibited" here. */
                 (void) ssh_message_reply_default(o->msg);
                 direct_open_free(o);
