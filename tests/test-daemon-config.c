@@ -225,6 +225,9 @@ static const struct {
         { "LoginGraceTime=0", "LoginGraceTime" },
         { "MaxAuthTries=101", "MaxAuthTries" },
         { "OutboundProxy=ftp://x:1", "OutboundProxy" },
+        { "OutboundProxy=socks5://127.0.0.1", "OutboundProxy" },
+        { "OutboundProxy=http://proxy:3128/", "OutboundProxy" },
+        { "OutboundProxy=socks5://::1:1080", "OutboundProxy" },
         { "PermitOpen=nocolon", "PermitOpen" },
         { "Bogus=1", "Bogus" },
 };

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "dial.h"
 #include "server-config.h"
 
 void server_config_init(ServerConfig *c) {
@@ -220,7 +221,12 @@ int server_config_set(ServerConfig *c, const char *key, const char *value, char 
                 return set_string(&c->stealth_fallback, value);
         }
         if (streq(key, "OutboundProxy")) {
-                if (!isempty(value) && !startswith(value, "socks5://") && !startswith(value, "http://")) {
+                /* The dialer's own parser: a URL it refuses would refuse every channel. */
+                DialProxyType type;
+                _cleanup_(freep) char *host = NULL;
+                uint16_t port;
+
+                if (!isempty(value) && dial_proxy_parse(value, &type, &host, &port) < 0) {
                         snprintf(reason, size, "not socks5://HOST:PORT or http://HOST:PORT: %s", value);
                         return -EINVAL;
                 }
