@@ -3,7 +3,9 @@
 # transfers under forced re-keying, a remote forward taken over after its client vanished,
 # keys and certificates accepted and refused, refused requests and destinations, the
 # per-source and login-grace limits, the fail2ban filter on the real log, ServerStatus
-# through alknetctl, no destination in the log, and a clean stop.
+# through alknetctl, OutboundProxy= through real microsocks and tinyproxy (the name passed
+# unresolved, the policy first, a proxy that is down), no destination in the log, and a
+# clean stop.
 set -euo pipefail
 
 SRC=${ALKNET_SOURCE_ROOT:-$(cd "$(dirname "$0")/.." && pwd)}
@@ -295,6 +297,145 @@ fx_check "the denied destination is alive" eval '[[ $(printf ping | socat -t 2 -
 fx_check "DenyOpen=127.0.0.1:PORT refuses that destination" w_refused ok "127.0.0.1:$FX_ECHO_PORT"
 ACCEPTS=$((ACCEPTS + 1))
 fx_check "the daemon is alive after the refusals" kill -0 "$DAEMON_PID"
+
+# ---- OutboundProxy= (reloaded): direct-tcpip through real SOCKS5 and HTTP CONNECT proxies ----
+# microsocks prints each target as the request carried it: a name (ATYP domain) as the
+# name, an address as the address. tinyproxy logs the CONNECT request line. The -D session
+# above predates the reload: the proxy applies to its new channels too.
+# microsocks and tinyproxy drop a connection whose client half-closes, and ssh -W sends
+# EOF as soon as its input ends: held.py keeps ssh's input open until the reply has ended.
+cat >"$D/held.py" <<'PY'
+"""Runs ARGV with stdin's bytes as its input, which stays open until its output ends."""
+import subprocess, sys
+p = subprocess.Popen(sys.argv[1:], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+p.stdin.write(sys.stdin.buffer.read())
+p.stdin.flush()
+sys.stdout.buffer.write(p.stdout.read())
+p.stdin.close()
+sys.exit(p.wait())
+PY
+proxy_w_get() { # HOST: ssh -W through the server with a GET of small.bin, body exact
+        [[ $(printf '%s' "$GET_SMALL" | python3 "$D/held.py" timeout 60 ssh "${SSH_BASE[@]}" -i "$K/ok" \
+                -W "$1:$FX_HTTP_PORT" 127.0.0.1 | body_sha) == "$SMALL_SHA" ]]
+}
+proxy_d_get() { # HOST: curl through the ssh -D session, the name passed on (socks5h), body exact
+        [[ $(curl -sS --fail --max-time 30 --socks5-hostname "127.0.0.1:$SOCKS" \
+                "http://$1:$FX_HTTP_PORT/small.bin" | sha_of) == "$SMALL_SHA" ]]
+}
+proxy_d_refused() { # DESTINATION: the SOCKS open through ssh -D fails (curl 97: proxy handshake)
+        local rc=0
+        curl -sS --max-time 30 --socks5-hostname "127.0.0.1:$SOCKS" "http://$1/" >/dev/null 2>"$D/curl-D.err" || rc=$?
+        [[ $rc == 97 ]]
+}
+lines_with() { grep -cF -- "$1" "$2" 2>/dev/null || true; } # STRING FILE
+proxy_log_lines() { count '^channel open failed remote_addr=127\.0\.0\.1 reason=proxy-failed'; }
+reload_with() { # [Server] lines on top of the base config
+        write_config "$@"
+        "${CTL[@]}" reload >/dev/null
+}
+have_proxies=1
+for need in microsocks tinyproxy; do
+        command -v "$need" >/dev/null || { fx_fail "$need is installed (tools/deps.sh installs it)"; have_proxies=0; }
+done
+if ((have_proxies)); then
+        # -- SOCKS5 (microsocks) --
+        MS_PORT=$(fx_free_port)
+        MS_LOG=$D/microsocks.log
+        start_microsocks() {
+                fx_bg "$MS_LOG" microsocks -i 127.0.0.1 -p "$MS_PORT"
+                MS_PID=$FX_LAST_PID
+                fx_wait_port "$MS_PORT" 10
+        }
+        start_microsocks
+        reload_with "OutboundProxy=socks5://127.0.0.1:$MS_PORT"
+        MS_NAME="connected to localhost:$FX_HTTP_PORT"
+        fx_check "socks5 proxy: ssh -W localhost:PORT, the body exact" proxy_w_get localhost
+        ACCEPTS=$((ACCEPTS + 1))
+        fx_check "... went through microsocks, the name unresolved (ATYP domain: \"$MS_NAME\")" \
+                fx_wait_until 5 eval '(( $(lines_with "$MS_NAME" "$MS_LOG") == 1 ))'
+        fx_check "socks5 proxy: curl --socks5-hostname through ssh -D (opened before the reload)" proxy_d_get localhost
+        fx_check "... went through microsocks, the name unresolved" \
+                fx_wait_until 5 eval '(( $(lines_with "$MS_NAME" "$MS_LOG") == 2 ))'
+        fx_check "socks5 proxy: ssh -W to an IPv4 address, the body exact" proxy_w_get 127.0.0.1
+        ACCEPTS=$((ACCEPTS + 1))
+        fx_check "... went through microsocks as the address" \
+                fx_wait_until 5 eval '(( $(lines_with "connected to 127.0.0.1:$FX_HTTP_PORT" "$MS_LOG") == 1 ))'
+
+        ms_seen=$(wc -l <"$MS_LOG")
+        fx_check "socks5 proxy: DenyOpen= still refuses its destination (ssh -W)" w_refused ok "127.0.0.1:$FX_ECHO_PORT"
+        ACCEPTS=$((ACCEPTS + 1))
+        fx_check "socks5 proxy: DenyOpen= still refuses its destination (ssh -D)" proxy_d_refused "127.0.0.1:$FX_ECHO_PORT"
+        fx_check "socks5 proxy: a reserved alknet- name is still refused" w_refused ok alknet-control:1
+        ACCEPTS=$((ACCEPTS + 1))
+        fx_check "... none of them reached microsocks" eval '(( $(wc -l <"$MS_LOG") == ms_seen ))'
+
+        failed_before=$(proxy_log_lines)
+        fx_stop "$MS_PID"
+        fx_check "socks5 proxy down: ssh -W is refused (channel open failure)" w_refused ok "localhost:$FX_HTTP_PORT"
+        ACCEPTS=$((ACCEPTS + 1))
+        fx_check "socks5 proxy down: the SOCKS open through ssh -D fails" proxy_d_refused "localhost:$FX_HTTP_PORT"
+        fx_check "... the daemon and the ssh -D session are alive" kill -0 "$DAEMON_PID" "$SSH_D_PID"
+        fx_check "... each failure is logged, reason=proxy-failed, without the destination" eval \
+                '(( $(proxy_log_lines) == failed_before + 2 )) &&
+                ! grep "^channel open failed" "$LOG" | grep -E "localhost|$FX_HTTP_PORT"'
+        start_microsocks
+        fx_check "socks5 proxy back: ssh -W works again without a reload" proxy_w_get localhost
+        ACCEPTS=$((ACCEPTS + 1))
+        fx_check "... through microsocks" fx_wait_until 5 eval '(( $(lines_with "$MS_NAME" "$MS_LOG") == 3 ))'
+
+        # -- HTTP CONNECT (tinyproxy) --
+        TP_PORT=$(fx_free_port)
+        TP_LOG=$D/tinyproxy.log
+        : >"$TP_LOG"
+        {
+                if [[ $EUID -eq 0 ]]; then
+                        # It drops privileges before it opens the log.
+                        printf 'User nobody\nGroup nogroup\n'
+                        chmod 0666 "$TP_LOG"
+                fi
+                printf 'Port %s\nListen 127.0.0.1\nTimeout 30\nMaxClients 20\n' "$TP_PORT"
+                printf 'LogFile "%s"\nLogLevel Connect\nAllow 127.0.0.1\n' "$TP_LOG"
+                # CONNECT to the HTTP fixture's port only: tinyproxy refuses any other.
+                printf 'ConnectPort %s\n' "$FX_HTTP_PORT"
+        } >"$D/tinyproxy.conf"
+        fx_bg "$D/tinyproxy.out" tinyproxy -d -c "$D/tinyproxy.conf"
+        TP_PID=$FX_LAST_PID
+        fx_wait_port "$TP_PORT" 10 || true
+        reload_with "OutboundProxy=http://127.0.0.1:$TP_PORT"
+        TP_NAME="CONNECT localhost:$FX_HTTP_PORT HTTP/1.1"
+        fx_check "http proxy: ssh -W localhost:PORT, the body exact" proxy_w_get localhost
+        ACCEPTS=$((ACCEPTS + 1))
+        fx_check "... went through tinyproxy, the name unresolved (\"$TP_NAME\")" \
+                fx_wait_until 5 eval '(( $(lines_with "$TP_NAME" "$TP_LOG") == 1 ))'
+        fx_check "http proxy: curl --socks5-hostname through ssh -D" proxy_d_get localhost
+        fx_check "... went through tinyproxy, the name unresolved" \
+                fx_wait_until 5 eval '(( $(lines_with "$TP_NAME" "$TP_LOG") == 2 ))'
+
+        fx_check "http proxy: DenyOpen= still refuses its destination (ssh -W)" w_refused ok "127.0.0.1:$FX_ECHO_PORT"
+        ACCEPTS=$((ACCEPTS + 1))
+        fx_check "http proxy: DenyOpen= still refuses its destination (ssh -D)" proxy_d_refused "127.0.0.1:$FX_ECHO_PORT"
+        fx_check "... neither reached tinyproxy" eval '(( $(lines_with ":$FX_ECHO_PORT " "$TP_LOG") == 0 ))'
+
+        failed_before=$(proxy_log_lines)
+        fx_check "http proxy: a destination tinyproxy refuses (not a ConnectPort) is refused" \
+                w_refused ok "localhost:$FX_SINK_PORT"
+        ACCEPTS=$((ACCEPTS + 1))
+        fx_check "... tinyproxy got it by name and refused it" \
+                fx_wait_until 5 eval '(( $(lines_with "CONNECT localhost:$FX_SINK_PORT HTTP/1.1" "$TP_LOG") == 1 ))'
+        fx_stop "$TP_PID"
+        fx_check "http proxy down: ssh -W is refused (channel open failure)" w_refused ok "localhost:$FX_HTTP_PORT"
+        ACCEPTS=$((ACCEPTS + 1))
+        fx_check "http proxy down: the SOCKS open through ssh -D fails" proxy_d_refused "localhost:$FX_HTTP_PORT"
+        fx_check "... the daemon and the ssh -D session are alive" kill -0 "$DAEMON_PID" "$SSH_D_PID"
+        fx_check "... each failure is logged, reason=proxy-failed, without the destination" eval \
+                '(( $(proxy_log_lines) == failed_before + 3 )) &&
+                ! grep "^channel open failed" "$LOG" | grep -E "localhost|$FX_HTTP_PORT|$FX_SINK_PORT"'
+
+        # Without OutboundProxy= the server dials directly again.
+        reload_with
+        fx_check "OutboundProxy= removed on reload: ssh -W connects directly (both proxies down)" proxy_w_get localhost
+        ACCEPTS=$((ACCEPTS + 1))
+fi
 
 # ---- limits (reloaded): MaxConnectionsPerSource=2, LoginGraceTime=2 ----
 # Every client but the -D one ends first; the per-source count is of sessions.
