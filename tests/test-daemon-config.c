@@ -248,6 +248,36 @@ START_TEST(test_server_bad_values) {
 }
 END_TEST
 
+/* A proxy that was asked for but cannot be used fails closed: no proxy, and the flag that
+ * makes the server refuse every channel instead of connecting directly. A valid value or
+ * an empty one (no proxy wanted) clears it; so does a later valid line. */
+START_TEST(test_server_outbound_proxy_fails_closed) {
+        DaemonConfig c;
+        LoadProblems p = {};
+
+        parse(&c, "[Server]\nOutboundProxy=socks5://127.0.0.1:9050\nOutboundProxy=socks5://tor\n", &p);
+        ck_assert_uint_eq(p.n, 1);
+        ck_assert_ptr_nonnull(strstr(p.items[0].reason, "every channel is refused"));
+        ck_assert_ptr_null(c.server.outbound_proxy);
+        ck_assert(c.server.outbound_proxy_invalid);
+        load_problems_done(&p);
+        daemon_config_done(&c);
+
+        parse(&c, "[Server]\nOutboundProxy=socks5://tor\nOutboundProxy=http://127.0.0.1:3128\n", &p);
+        ck_assert_uint_eq(p.n, 1);
+        ck_assert_str_eq(c.server.outbound_proxy, "http://127.0.0.1:3128");
+        ck_assert(!c.server.outbound_proxy_invalid);
+        load_problems_done(&p);
+        daemon_config_done(&c);
+
+        parse(&c, "[Server]\nOutboundProxy=socks5://tor\nOutboundProxy=\n", &p);
+        ck_assert_ptr_null(c.server.outbound_proxy);
+        ck_assert(!c.server.outbound_proxy_invalid);
+        load_problems_done(&p);
+        daemon_config_done(&c);
+}
+END_TEST
+
 static const struct {
         const char *permit, *deny, *host;
         uint16_t port;
@@ -294,6 +324,7 @@ int main(void) {
         tcase_add_test(tc, test_parse_size);
         tcase_add_test(tc, test_load_dropins);
         tcase_add_test(tc, test_server_section);
+        tcase_add_test(tc, test_server_outbound_proxy_fails_closed);
         tcase_add_loop_test(tc, test_server_bad_values, 0, ELEMENTSOF(bad_server));
         tcase_add_loop_test(tc, test_server_policy, 0, ELEMENTSOF(policy));
         suite_add_tcase(s, tc);

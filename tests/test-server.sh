@@ -435,6 +435,18 @@ if ((have_proxies)); then
         reload_with
         fx_check "OutboundProxy= removed on reload: ssh -W connects directly (both proxies down)" proxy_w_get localhost
         ACCEPTS=$((ACCEPTS + 1))
+
+        # A proxy that cannot be used fails closed: nothing goes direct instead.
+        write_config "OutboundProxy=socks5://127.0.0.1"
+        reload_out=$("${CTL[@]}" reload 2>&1 || true)
+        fx_check "an unusable OutboundProxy= is reported by alknetctl reload" \
+                grep -F "every channel is refused" <<<"$reload_out"
+        fx_check "... and ssh -W is refused although a direct connection would work" \
+                w_refused ok "localhost:$FX_HTTP_PORT"
+        ACCEPTS=$((ACCEPTS + 1))
+        fx_check "... logged as reason=proxy-invalid" \
+                fx_wait_until 5 eval '(( $(count "^channel open failed remote_addr=127\\.0\\.0\\.1 reason=proxy-invalid$") == 1 ))'
+        reload_with
 fi
 
 # ---- limits (reloaded): MaxConnectionsPerSource=2, LoginGraceTime=2 ----

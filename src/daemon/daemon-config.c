@@ -96,7 +96,9 @@ static int config_assignment(const char *section, const char *key, const char *v
                 if (r == -ENOMEM)
                         return r;
                 if (r < 0)
-                        return load_problems_add(st->problems, st->file, line, key, reason, "ignored");
+                        return load_problems_add(st->problems, st->file, line, key, reason,
+                                                 c->server.outbound_proxy_invalid && streq(key, "OutboundProxy") ?
+                                                         "fix it and reload" : "ignored");
                 return 0;
         }
         if (!streq(section, "Control")) {

@@ -226,8 +226,15 @@ int server_config_set(ServerConfig *c, const char *key, const char *value, char 
                 _cleanup_(freep) char *host = NULL;
                 uint16_t port;
 
-                if (!isempty(value) && dial_proxy_parse(value, &type, &host, &port) < 0) {
-                        snprintf(reason, size, "not socks5://HOST:PORT or http://HOST:PORT: %s", value);
+                /* Fails closed: a proxy that was asked for (for privacy, say) but cannot be
+                 * used must not turn into direct connections. */
+                c->outbound_proxy_invalid = !isempty(value) && dial_proxy_parse(value, &type, &host, &port) < 0;
+                if (c->outbound_proxy_invalid) {
+                        free(c->outbound_proxy);
+                        c->outbound_proxy = NULL;
+                        snprintf(reason, size,
+                                 "not socks5://HOST:PORT or http://HOST:PORT: %s; every channel is refused, none goes direct",
+                                 value);
                         return -EINVAL;
                 }
                 return set_string(&c->outbound_proxy, value);

@@ -45,6 +45,7 @@ typedef struct ServerConfig {
         char **permit_open;         /* NULL-terminated "pattern:ports"; empty list: anything */
         char **deny_open;
         char *outbound_proxy;       /* socks5:// or http:// */
+        bool outbound_proxy_invalid; /* set but unusable: refuse every channel, never go direct */
         bool seen;                  /* a [Server] section was present */
 } ServerConfig;
 

@@ -464,6 +464,10 @@ static bool handle_direct(ServerSession *ss, ssh_message msg) {
         if (!host || port <= 0 || port > 65535 || !direct_allowed(ss, host, (uint16_t) port) ||
             relay_set_size(ss->relays) + ss->n_pending >= ss->server->config.max_channels)
                 return false;
+        if (ss->server->config.outbound_proxy_invalid) {
+                log_warning("channel open failed remote_addr=%s reason=proxy-invalid", ss->remote_addr);
+                return false;
+        }
 
         o = calloc(1, sizeof *o);
         if (!o)
@@ -1100,6 +1104,7 @@ static int copy_config(ServerConfig *dst, const ServerConfig *src) {
         dst->max_channels = src->max_channels;
         dst->gateway_ports = src->gateway_ports;
         dst->stealth = src->stealth;
+        dst->outbound_proxy_invalid = src->outbound_proxy_invalid;
         dst->seen = src->seen;
         for (size_t i = 0; i < src->n_listen && r >= 0; i++) {
                 char spec[128];
