@@ -95,7 +95,8 @@ struct ClientTunnel {
         ino_t ssh_fd_inode; /* to close it only if it is still that socket */
         ssh_key identity;
         SshPump *pump;
-        struct ssh_counter_struct raw_counter;
+        struct ssh_counter_struct raw_counter;  /* packets, payload bytes */
+        struct ssh_counter_struct sock_counter; /* bytes read from the socket */
         uint64_t last_in_packets;
         sd_event_source *timer;     /* backoff wait, or the attempt's deadline */
         sd_event_source *keepalive; /* while up */
@@ -718,14 +719,17 @@ static int pump_handler(SshPump *p, void *userdata) {
         if (t->state != TUNNEL_UP)
                 return 0;
 
-        /* Each pass reads at most one socket buffer's worth; go on while bytes arrive, and
-         * past the round limit let the loop come back (other sources get a turn). */
+        /* Each pass is one poll() and one recv() of at most 4 KiB in libssh, so a 32 KiB
+         * packet takes eight: go on while the socket gives bytes (not only while packets
+         * complete, which left 7 of 8 reads to an epoll wakeup each), hand the relays what
+         * completed, and past the round limit let the loop come back (other sources get a
+         * turn). */
         for (unsigned i = 0;; i++) {
                 if (i == 64) {
                         ssh_pump_schedule(p);
                         break;
                 }
-                uint64_t before = t->raw_counter.in_bytes;
+                uint64_t before = t->sock_counter.in_bytes, packets = t->raw_counter.in_packets;
 
                 rc = ssh_execute_message_callbacks(t->session);
                 if (rc != SSH_OK || !ssh_is_connected(t->session) ||
@@ -736,8 +740,10 @@ static int pump_handler(SshPump *p, void *userdata) {
                         fail_attempt(t, TUNNEL_REASON_DISCONNECTED, message);
                         return -ECANCELED;
                 }
-                relay_set_process(t->relays);
-                if (t->raw_counter.in_bytes == before)
+                bool more = t->sock_counter.in_bytes != before;
+                if (!more || t->raw_counter.in_packets != packets)
+                        relay_set_process(t->relays);
+                if (!more)
                         break;
         }
         if (t->raw_counter.in_packets != t->last_in_packets) {
@@ -782,8 +788,8 @@ static void start_ssh(ClientTunnel *t, int fd) {
                 t->ssh_fd = TAKE_FD(sock); /* closed by close_session() after ssh_free() */
                 t->ssh_fd_inode = fstat(t->ssh_fd, &st) >= 0 ? st.st_ino : 0;
         }
-        t->raw_counter = (struct ssh_counter_struct) {};
-        ssh_set_counters(t->session, NULL, &t->raw_counter);
+        t->raw_counter = t->sock_counter = (struct ssh_counter_struct) {};
+        ssh_set_counters(t->session, &t->sock_counter, &t->raw_counter);
         ssh_set_blocking(t->session, 0);
 
         /* ssh_get_fd() knows the socket only once ssh_connect() ran: use ours. */
