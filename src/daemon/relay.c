@@ -1,9 +1,11 @@
 /* Relay between a socket and an SSH channel. libssh 0.10 facts this depends on: channel
- * data is learned through a data callback that we answer with "consumed 0", so the bytes
- * stay in libssh's buffer (and count against the window) until we read them with
- * ssh_channel_read_nonblocking(); ssh_channel_write() may take fewer bytes than asked (0
- * while re-keying) and there is no "window grew" callback, so the unwritten rest waits
- * here and is retried after every pump pass. */
+ * data is learned through a data callback, which hands us libssh's whole buffer of unread
+ * bytes; what the callback consumes leaves that buffer, the rest stays (and counts against
+ * the window) until we read it with ssh_channel_read_nonblocking(). The callback sends
+ * straight to the socket when nothing of ours is queued before those bytes (one copy less
+ * than reading them out first) and consumes what the socket took. ssh_channel_write() may
+ * take fewer bytes than asked (0 while re-keying) and there is no "window grew" callback,
+ * so the unwritten rest waits here and is retried after every pump pass. */
 #include <sys/socket.h>
 
 #include <libssh/callbacks.h>
@@ -31,6 +33,7 @@ struct Relay {
         bool sock_shut;     /* ... and we passed it on with shutdown(SHUT_WR) */
         bool chan_closed;
         bool done;
+        int sock_errno; /* send() failed inside the data callback; reported by relay_process() */
 
         uint64_t *bytes_in, *bytes_out;
         RelayDoneCallback done_cb;
@@ -39,11 +42,25 @@ struct Relay {
 
 static int on_channel_data(ssh_session s, ssh_channel ch, void *data, uint32_t len, int is_stderr, void *userdata) {
         Relay *r = userdata;
+        ssize_t n;
 
-        /* Consume nothing: the bytes are read with ssh_channel_read_nonblocking() when
-         * there is room, which is what keeps the channel window honest. */
-        r->chan_pending = true;
-        return 0;
+        /* Bytes of ours still queued go first, and stderr is never relayed: then consume
+         * nothing, the bytes are read with ssh_channel_read_nonblocking() when there is
+         * room. Either way the window only counts what has left libssh for the socket. */
+        if (is_stderr || r->done || r->sock_errno || r->down_end > r->down_start) {
+                r->chan_pending = true;
+                return 0;
+        }
+        n = send(r->fd, data, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n < 0) {
+                if (errno != EAGAIN && errno != EINTR)
+                        r->sock_errno = errno;
+                n = 0;
+        }
+        *r->bytes_in += (uint64_t) n;
+        if ((size_t) n < len)
+                r->chan_pending = true; /* the socket is full: the rest is read later */
+        return (int) n;
 }
 
 static void on_channel_eof(ssh_session s, ssh_channel ch, void *userdata) {
@@ -178,6 +195,10 @@ void relay_process(Relay *r) {
 
         if (r->done)
                 return;
+        if (r->sock_errno) {
+                finish(r, -r->sock_errno);
+                return;
+        }
         /* Channel to socket until the socket is full or libssh has nothing more. When the
          * socket took the whole buffer while libssh still holds data, go round again: no
          * event would come for it (the peer may have sent its last packet, even EOF). */
