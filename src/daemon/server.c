@@ -106,7 +106,8 @@ struct ServerSession {
         ReverseOpen *reverses;
         size_t n_pending;
         RelaySet *relays;
-        struct ssh_counter_struct raw_counter;
+        struct ssh_counter_struct raw_counter;  /* packets, payload bytes */
+        struct ssh_counter_struct sock_counter; /* bytes read from the socket */
         bool closing;
 };
 
@@ -689,8 +690,10 @@ static int session_pump(SshPump *p, void *userdata) {
                 ss->phase = PHASE_AUTH;
         }
 
+        /* libssh reads at most 4 KiB per call: go on while the socket gives bytes (a 32 KiB
+         * packet takes eight reads), and hand the relays what completed. */
         for (unsigned i = 0; !ss->closing; i++) {
-                uint64_t before = ss->raw_counter.in_bytes;
+                uint64_t before = ss->sock_counter.in_bytes, packets = ss->raw_counter.in_packets;
                 ssh_message msg;
 
                 if (i == 64) {
@@ -702,8 +705,10 @@ static int session_pump(SshPump *p, void *userdata) {
                 while (!ss->closing && (msg = ssh_message_get(ss->session)))
                         if (!handle_message(ss, msg))
                                 ssh_message_free(msg);
-                relay_set_process(ss->relays);
-                if (ss->raw_counter.in_bytes == before)
+                bool more = ss->sock_counter.in_bytes != before;
+                if (!more || ss->raw_counter.in_packets != packets)
+                        relay_set_process(ss->relays);
+                if (!more)
                         break;
         }
         for (ReverseOpen *o = ss->reverses, *next; o; o = next) {
@@ -748,7 +753,7 @@ static int session_attach_ssh(ServerSession *ss, int fd) {
                 log_debug("Cannot set up the SSH session: %s", ssh_get_error(s->bind));
                 return -EIO;
         }
-        ssh_set_counters(ss->session, NULL, &ss->raw_counter);
+        ssh_set_counters(ss->session, &ss->sock_counter, &ss->raw_counter);
         ssh_set_blocking(ss->session, 0);
         ssh_set_auth_methods(ss->session, SSH_AUTH_METHOD_PUBLICKEY);
 
