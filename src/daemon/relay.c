@@ -143,9 +143,10 @@ static int push_socket(Relay *r) {
         return 0;
 }
 
-/* up buffer → channel, within the window */
+/* up buffer → channel, within the window, while libssh's output is not backed up (the
+ * pump's next pass after the socket drained comes back here) */
 static int push_channel(Relay *r) {
-        while (r->up_end > r->up_start && !r->chan_closed) {
+        while (r->up_end > r->up_start && !r->chan_closed && !ssh_pump_congested(r->pump)) {
                 uint32_t window = ssh_channel_window_size(r->channel);
                 size_t n = MIN(r->up_end - r->up_start, (size_t) window);
                 int w;

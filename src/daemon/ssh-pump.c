@@ -40,6 +40,10 @@ int ssh_pump_flush(SshPump *p) {
                 p->dead = true;
                 return -EPIPE;
         }
+        /* Writers held back while congested: give them a pass now that there is room (no
+         * event of theirs may come, their sockets wait for them). */
+        if (p->congested && rc != SSH_AGAIN)
+                ssh_pump_schedule(p);
         p->congested = rc == SSH_AGAIN;
         update_events(p);
         return p->congested ? 0 : 1;
@@ -49,6 +53,10 @@ void ssh_pump_kick(SshPump *p) {
         (void) ssh_pump_flush(p);
         /* Also after a failed flush: the handler is where a dead session is noticed. */
         (void) sd_event_source_set_enabled(p->defer, SD_EVENT_ONESHOT);
+}
+
+bool ssh_pump_congested(const SshPump *p) {
+        return p->congested;
 }
 
 void ssh_pump_set_counter(SshPump *p, const struct ssh_counter_struct *counter) {
@@ -74,7 +82,12 @@ static int run_handler(SshPump *p) {
 }
 
 static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
-        return run_handler(userdata), 0;
+        SshPump *p = userdata;
+
+        /* The socket has room: flush first, so that the handler's writers see it. */
+        if (revents & EPOLLOUT)
+                (void) ssh_pump_flush(p);
+        return run_handler(p), 0;
 }
 
 static int on_defer(sd_event_source *s, void *userdata) {

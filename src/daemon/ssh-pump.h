@@ -38,3 +38,7 @@ void ssh_pump_kick(SshPump *p);
  * or the channel data it dispatched would wait for an fd event that never comes. */
 void ssh_pump_set_counter(SshPump *p, const struct ssh_counter_struct *counter);
 
+/* True while libssh held unsent output at the last flush. Writers hold their data back
+ * then: what libssh takes while the socket is full only piles up in its buffer (moved
+ * again on each append) and queues ahead of every other channel's packets. */
+bool ssh_pump_congested(const SshPump *p);
