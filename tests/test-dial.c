@@ -807,18 +807,11 @@ static void on_dialled(int r, int fd, TunnelReason reason, void *userdata) {
         o->reason = reason;
 }
 
-static Outcome dial(const char *host, uint16_t port, const char *proxy, uint64_t timeout, uint64_t connect_timeout) {
-        DialParams p = {
-                .host = host,
-                .port = port,
-                .proxy = proxy,
-                .timeout_usec = timeout,
-                .connect_timeout_usec = connect_timeout,
-        };
+static Outcome dial_with(const DialParams *p) {
         Outcome o = { .fd = -EBADF };
         Dial *d = NULL;
 
-        ck_assert_int_eq(dial_start(e, &p, on_dialled, &o, &d), 0);
+        ck_assert_int_eq(dial_start(e, p, on_dialled, &o, &d), 0);
         ck_assert_ptr_nonnull(d);
         ck_assert(!o.done);
         run_until(&o.done);
@@ -833,6 +826,18 @@ static Outcome dial(const char *host, uint16_t port, const char *proxy, uint64_t
                 keep_fd(o.fd);
         }
         return o;
+}
+
+static Outcome dial(const char *host, uint16_t port, const char *proxy, uint64_t timeout, uint64_t connect_timeout) {
+        DialParams p = {
+                .host = host,
+                .port = port,
+                .proxy = proxy,
+                .timeout_usec = timeout,
+                .connect_timeout_usec = connect_timeout,
+        };
+
+        return dial_with(&p);
 }
 
 static void assert_failed(Outcome o, int r, TunnelReason reason) {
@@ -979,6 +984,141 @@ START_TEST(test_dial_address_order) {
         fake_add(AF_INET6, "::1", v6_refused);
         fake_add(AF_INET, "127.0.0.1", refused);
         assert_failed(dial("dual.test", 22, NULL, 0, 0), -ECONNREFUSED, TUNNEL_REASON_CONNECT_REFUSED);
+}
+END_TEST
+
+/* ---- The per-address filter ---- */
+
+typedef struct Filter {
+        bool refuse_v4, refuse_v6;
+        unsigned calls;
+        int families[RESOLVE_ADDRESSES_MAX];
+        uint16_t ports[RESOLVE_ADDRESSES_MAX];    /* as the dial passed it */
+        uint16_t sa_ports[RESOLVE_ADDRESSES_MAX]; /* in the address */
+} Filter;
+
+static bool filter_by_family(const struct sockaddr *sa, socklen_t len, uint16_t port, void *userdata) {
+        Filter *f = userdata;
+
+        ck_assert_uint_lt(f->calls, RESOLVE_ADDRESSES_MAX);
+        if (sa->sa_family == AF_INET) {
+                ck_assert_uint_eq(len, sizeof(struct sockaddr_in));
+                f->sa_ports[f->calls] = ntohs(((const struct sockaddr_in *) sa)->sin_port);
+        } else {
+                ck_assert_int_eq(sa->sa_family, AF_INET6);
+                ck_assert_uint_eq(len, sizeof(struct sockaddr_in6));
+                f->sa_ports[f->calls] = ntohs(((const struct sockaddr_in6 *) sa)->sin6_port);
+        }
+        f->families[f->calls] = sa->sa_family;
+        f->ports[f->calls] = port;
+        f->calls++;
+        return sa->sa_family == AF_INET ? !f->refuse_v4 : !f->refuse_v6;
+}
+
+static Outcome dial_filtered(const char *host, uint16_t port, const char *proxy, Filter *f) {
+        DialParams p = { .host = host, .port = port, .proxy = proxy, .filter = filter_by_family, .filter_userdata = f };
+
+        return dial_with(&p);
+}
+
+/* Nothing has connected to this listener. */
+static void assert_untouched(int lfd) {
+        struct pollfd p = { .fd = lfd, .events = POLLIN };
+
+        ck_assert_int_eq(poll(&p, 1, 0), 0);
+}
+
+/* A filter that refuses nothing: asked about the address that is then used, with the port. */
+START_TEST(test_dial_filter_none_refused) {
+        uint16_t v4, v6;
+        Filter f = {};
+        Outcome o;
+
+        (void) listener(AF_INET, "127.0.0.1", &v4);
+        (void) listener(AF_INET6, "::1", &v6);
+        fake_install();
+        fake_add(AF_INET6, "::1", v6);
+        fake_add(AF_INET, "127.0.0.1", v4);
+        o = dial_filtered("dual.test", 2222, NULL, &f);
+        ck_assert_int_eq(o.r, 0);
+        ck_assert_int_eq(peer_family(o.fd), AF_INET6);
+        ck_assert_uint_eq(f.calls, 1);
+        ck_assert_int_eq(f.families[0], AF_INET6);
+        ck_assert_uint_eq(f.ports[0], 2222);
+        ck_assert_uint_eq(f.sa_ports[0], v6);
+
+        /* an IP literal, answered without a lookup thread, is asked about too */
+        memset(&f, 0, sizeof f);
+        o = dial_filtered("127.0.0.1", v4, NULL, &f);
+        ck_assert_int_eq(o.r, 0);
+        ck_assert_uint_eq(f.calls, 1);
+        ck_assert_uint_eq(f.ports[0], v4);
+        ck_assert_uint_eq(f.sa_ports[0], v4);
+}
+END_TEST
+
+/* Refused addresses are skipped; the others are tried as usual, and decide the outcome. */
+START_TEST(test_dial_filter_some_refused) {
+        uint16_t v4, refused = refused_port(AF_INET, "127.0.0.1");
+        uint16_t v6;
+        int lfd6 = listener(AF_INET6, "::1", &v6);
+        Filter f = { .refuse_v6 = true };
+        Outcome o;
+
+        (void) listener(AF_INET, "127.0.0.1", &v4);
+        fake_install();
+        fake_add(AF_INET6, "::1", v6);
+        fake_add(AF_INET, "127.0.0.1", v4);
+        o = dial_filtered("dual.test", 22, NULL, &f);
+        ck_assert_int_eq(o.r, 0);
+        ck_assert_int_eq(peer_family(o.fd), AF_INET);
+        ck_assert_uint_eq(local_port(o.fd), v4);
+        ck_assert_uint_eq(f.calls, 2);
+        ck_assert_int_eq(f.families[0], AF_INET6);
+        ck_assert_int_eq(f.families[1], AF_INET);
+        assert_untouched(lfd6);
+
+        /* what was tried failed: its error, not a refusal by the filter */
+        memset(&f, 0, sizeof f);
+        f.refuse_v6 = true;
+        fake.n_addrs = 0;
+        fake_add(AF_INET, "127.0.0.1", refused);
+        fake_add(AF_INET6, "::1", v6);
+        assert_failed(dial_filtered("dual.test", 22, NULL, &f), -ECONNREFUSED, TUNNEL_REASON_CONNECT_REFUSED);
+        ck_assert_uint_eq(f.calls, 2);
+        assert_untouched(lfd6);
+}
+END_TEST
+
+/* Every address refused: -EACCES, and nothing was connected to. */
+START_TEST(test_dial_filter_all_refused) {
+        uint16_t v4, v6;
+        int lfd4 = listener(AF_INET, "127.0.0.1", &v4);
+        int lfd6 = listener(AF_INET6, "::1", &v6);
+        Filter f = { .refuse_v4 = true, .refuse_v6 = true };
+        unsigned fds;
+
+        fake_install();
+        fake_add(AF_INET6, "::1", v6);
+        fake_add(AF_INET, "127.0.0.1", v4);
+        fake_add(AF_INET, "127.0.0.1", v4);
+        assert_failed(dial_filtered("dual.test", 22, NULL, &f), -EACCES, TUNNEL_REASON_CONNECT_REFUSED);
+        ck_assert_uint_eq(f.calls, 3);
+        assert_untouched(lfd4);
+        assert_untouched(lfd6);
+        fds = count_fds(); /* the loop has its timerfd now */
+
+        memset(&f, 0, sizeof f);
+        f.refuse_v4 = true;
+        assert_failed(dial_filtered("127.0.0.1", v4, NULL, &f), -EACCES, TUNNEL_REASON_CONNECT_REFUSED);
+        ck_assert_uint_eq(f.calls, 1);
+        memset(&f, 0, sizeof f);
+        f.refuse_v6 = true;
+        assert_failed(dial_filtered("::1", v6, NULL, &f), -EACCES, TUNNEL_REASON_CONNECT_REFUSED);
+        ck_assert_uint_eq(f.calls, 1);
+        assert_untouched(lfd4);
+        assert_untouched(lfd6);
+        ck_assert_uint_eq(count_fds(), fds);
 }
 END_TEST
 
@@ -1251,6 +1391,20 @@ START_TEST(test_dial_proxy_by_name) {
 }
 END_TEST
 
+/* With a proxy the target is not resolved here, and the proxy's own address is not the
+ * filter's business: it is never asked. */
+START_TEST(test_dial_filter_not_with_proxy) {
+        static const Step socks[] = { EXPECT(SOCKS5_GREETING), SEND(SOCKS5_NO_AUTH),
+                                      EXPECT(SOCKS5_CONNECT_V6_LOOPBACK), SEND(SOCKS5_OK_V4), END };
+        Filter f = { .refuse_v4 = true, .refuse_v6 = true };
+        char proxy[64];
+
+        snprintf(proxy, sizeof proxy, "socks5://127.0.0.1:%u", peer_start(AF_INET, "127.0.0.1", socks));
+        ck_assert_int_eq(dial_filtered("::1", 22, proxy, &f).r, 0);
+        ck_assert_uint_eq(f.calls, 0);
+}
+END_TEST
+
 /* Every failure on the way to the proxy is proxy-failed, with the errno that says why. */
 START_TEST(test_dial_proxy_unreachable) {
         char proxy[64];
@@ -1411,6 +1565,10 @@ static Suite *dial_suite(void) {
         tcase_add_test(tc, test_dial_resolve_failed);
         tcase_add_test(tc, test_dial_resolver_busy);
         tcase_add_test(tc, test_dial_address_order);
+        tcase_add_test(tc, test_dial_filter_none_refused);
+        tcase_add_test(tc, test_dial_filter_some_refused);
+        tcase_add_test(tc, test_dial_filter_all_refused);
+        tcase_add_test(tc, test_dial_filter_not_with_proxy);
         tcase_add_test(tc, test_dial_cancel);
         tcase_add_loop_test(tc, test_dial_bad_params, 0, ELEMENTSOF(bad_params));
         tcase_add_test(tc, test_dial_bad_params_long);

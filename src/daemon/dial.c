@@ -34,6 +34,8 @@ struct Dial {
         char *proxy_host;
         uint16_t proxy_port;
         uint64_t connect_timeout_usec;
+        DialAddressFilter filter; /* direct dials only */
+        void *filter_userdata;
 
         DialState state;
         ResolveQuery *query;
@@ -41,6 +43,7 @@ struct Dial {
         size_t next_address;
         int last_error;      /* of the last failed connect */
         bool any_timeout;    /* some address timed out */
+        bool any_tried;      /* some address passed the filter */
 
         int fd;
         sd_event_source *io;
@@ -369,7 +372,12 @@ static void dial_connect_next(Dial *d) {
 
         d->state = DIAL_CONNECTING;
         while (d->next_address < d->addresses->n) {
-                r = dial_connect_one(d, &d->addresses->addresses[d->next_address++]);
+                const ResolvedAddress *a = &d->addresses->addresses[d->next_address++];
+
+                if (d->filter && !d->filter(&a->sa, a->len, d->port, d->filter_userdata))
+                        continue;
+                d->any_tried = true;
+                r = dial_connect_one(d, a);
                 if (r > 0)
                         dial_connected(d);
                 if (r >= 0)
@@ -384,7 +392,9 @@ static void dial_connect_next(Dial *d) {
                 d->last_error = r;
         }
 
-        if (d->any_timeout)
+        if (!d->any_tried)
+                dial_fail(d, -EACCES, TUNNEL_REASON_CONNECT_REFUSED);
+        else if (d->any_timeout)
                 dial_fail(d, -ETIMEDOUT, TUNNEL_REASON_CONNECT_TIMEOUT);
         else
                 dial_fail(d, d->last_error < 0 ? d->last_error : -ECONNREFUSED, TUNNEL_REASON_CONNECT_REFUSED);
@@ -512,8 +522,12 @@ int dial_start(sd_event *e, const DialParams *p, DialCallback cb, void *userdata
                         r = http_connect_build_request(d->host, d->port, (char *) scratch, sizeof scratch);
                 if (r < 0)
                         return r == -ENOBUFS ? -EINVAL : r;
-        } else if (strlen(d->host) > RESOLVE_HOST_MAX)
-                return -EINVAL;
+        } else {
+                if (strlen(d->host) > RESOLVE_HOST_MAX)
+                        return -EINVAL;
+                d->filter = p->filter;
+                d->filter_userdata = p->filter_userdata;
+        }
 
         r = timer_arm(d, &d->deadline, p->timeout_usec ?: DIAL_TIMEOUT_DEFAULT_USEC, on_deadline);
         if (r < 0)

@@ -3,7 +3,9 @@
  * an upstream proxy (Proxy=), which gets the target name unresolved. */
 #pragma once
 
+#include <stdbool.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <systemd/sd-event.h>
 
 #include "macro.h"
@@ -21,6 +23,11 @@ typedef enum DialProxyType {
         _DIAL_PROXY_TYPE_INVALID = -EINVAL,
 } DialProxyType;
 
+/* Asked about each address a direct dial resolved, before its connect(): true to try it,
+ * false to skip it. sa carries the port too. Called from the event loop, never from inside
+ * dial_start(); it must not cancel the dial. */
+typedef bool (*DialAddressFilter)(const struct sockaddr *sa, socklen_t len, uint16_t port, void *userdata);
+
 typedef struct DialParams {
         const char *host;              /* target: a name, or an IP literal (IPv6 without brackets) */
         uint16_t port;                 /* target port, 1..65535 */
@@ -28,6 +35,9 @@ typedef struct DialParams {
                                         * "socks5://host:port" or "http://host:port" (IPv6 in brackets) */
         uint64_t timeout_usec;         /* 0: DIAL_TIMEOUT_DEFAULT_USEC */
         uint64_t connect_timeout_usec; /* 0: DIAL_CONNECT_TIMEOUT_DEFAULT_USEC */
+        DialAddressFilter filter;      /* NULL: every address; unused with a proxy, which
+                                        * resolves the target itself */
+        void *filter_userdata;         /* must outlive the dial */
 } DialParams;
 
 typedef struct Dial Dial;
@@ -46,7 +56,11 @@ typedef struct Dial Dial;
  *   TUNNEL_REASON_CONNECT_TIMEOUT  some address timed out (r == -ETIMEDOUT), or the
  *                                  whole-dial timeout hit while connecting
  *   TUNNEL_REASON_CONNECT_REFUSED  every address failed otherwise: r is the last connect()
- *                                  error (-ECONNREFUSED, -ENETUNREACH, -EHOSTUNREACH, ...)
+ *                                  error (-ECONNREFUSED, -ENETUNREACH, -EHOSTUNREACH, ...);
+ *                                  -EACCES when the filter refused every address and so
+ *                                  nothing was tried (connect() itself fails so only when
+ *                                  a security module forbids it: a refusal by policy too).
+ *                                  When it refused some, the others' outcome counts.
  *   TUNNEL_REASON_PROXY_FAILED     with a proxy, any failure at all: resolving or connecting
  *                                  to the proxy (r as above), the proxy wanting
  *                                  authentication (-EACCES), a malformed reply (-EBADMSG,
