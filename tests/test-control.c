@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -655,6 +656,71 @@ START_TEST(test_connection_cap_evicts_idle) {
 }
 END_TEST
 
+/* Out of fds, accept() fails while the socket stays readable: the listener must rest
+ * instead of spinning the loop and logging every time, and accept again once fds are
+ * back. Client and daemon share this process, so the client's socket takes the last fd. */
+START_TEST(test_accept_out_of_fds) {
+        int fillers[4096], n_fillers = 0, fd, log_fd, saved_stderr, dispatched = 0;
+        char log_path[256], buf[8192] = "";
+        struct json_object *r;
+        ssize_t len;
+
+        start_manager();
+        ck_assert_int_eq(manager_listen_path(m, sock_path), 0);
+
+        snprintf(log_path, sizeof log_path, "%s/stderr.log", root);
+        log_fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        ck_assert_int_ge(log_fd, 0);
+        saved_stderr = dup(STDERR_FILENO);
+        ck_assert_int_ge(saved_stderr, 0);
+        ck_assert_int_eq(dup2(log_fd, STDERR_FILENO), STDERR_FILENO);
+        log_set_max_level(LOG_WARNING);
+
+        /* Check runs each test in its own process: the lower limit ends with it. */
+        ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &(struct rlimit) { .rlim_cur = 256, .rlim_max = 256 }), 0);
+        while (n_fillers < (int) ELEMENTSOF(fillers)) {
+                int f = open("/dev/null", O_RDONLY | O_CLOEXEC);
+                if (f < 0)
+                        break;
+                fillers[n_fillers++] = f;
+        }
+        ck_assert_int_eq(errno, EMFILE);
+        close(fillers[--n_fillers]);
+        fd = connect_path(); /* takes the freed fd: nothing left for accept() */
+
+        for (uint64_t end = now_usec() + 600 * USEC_PER_MSEC; now_usec() < end;)
+                if (sd_event_run(m->event, 50 * 1000) > 0)
+                        dispatched++;
+        ck_assert_uint_eq(control_server_n_connections(m->control), 0);
+        /* A spinning listener dispatches thousands of times in 600 ms; a resting one wakes
+         * up once per pause (250 ms) to try again, plus its timer. */
+        ck_assert_int_le(dispatched, 12);
+
+        while (n_fillers > 0)
+                close(fillers[--n_fillers]);
+        for (uint64_t end = now_usec() + DEADLINE_USEC;
+             control_server_n_connections(m->control) == 0 && now_usec() < end;)
+                (void) sd_event_run(m->event, 50 * 1000);
+        ck_assert_uint_eq(control_server_n_connections(m->control), 1);
+        r = call(fd, "io.alknet.Manager.ListProfiles", NULL);
+        assert_ok(r);
+        json_object_put(r);
+        client_close(fd);
+
+        ck_assert_int_eq(dup2(saved_stderr, STDERR_FILENO), STDERR_FILENO);
+        close(saved_stderr);
+        close(log_fd);
+        log_fd = open(log_path, O_RDONLY | O_CLOEXEC);
+        ck_assert_int_ge(log_fd, 0);
+        len = read(log_fd, buf, sizeof buf - 1);
+        close(log_fd);
+        ck_assert_int_ge(len, 0);
+        /* Warned once (rate limited), not once per wakeup. */
+        ck_assert_ptr_nonnull(strstr(buf, "Failed to accept on the control socket, pausing it"));
+        ck_assert_ptr_null(strstr(strstr(buf, "pausing it") + 1, "pausing it"));
+}
+END_TEST
+
 /* Runs one call as another user, the way alknetctl under setpriv would: a child process
  * drops to uid/gid 65534 with the given supplementary group and connects to the socket. */
 static char *call_as_nobody(gid_t extra_group, const char *msg) {
@@ -770,6 +836,7 @@ int main(void) {
         tcase_add_loop_test(tc, test_bad_input_closes_only_that_connection, 0, ELEMENTSOF(bad_inputs));
         tcase_add_test(tc, test_limits);
         tcase_add_test(tc, test_connection_cap_evicts_idle);
+        tcase_add_test(tc, test_accept_out_of_fds);
         tcase_add_test(tc, test_access_control);
         suite_add_tcase(s, tc);
 

@@ -178,6 +178,7 @@ START_TEST(test_server_section) {
               "MaxConnectionsPerSource=3\n"
               "MaxAuthTries=2\n"
               "MaxChannelsPerSession=7\n"
+              "MaxRemoteForwardsPerSession=0\n"
               "GatewayPorts=yes\n"
               "PermitOpen=*.internal:443\n"
               "DenyOpen=10.0.0.0/8:*\n"
@@ -201,6 +202,7 @@ START_TEST(test_server_section) {
         ck_assert_uint_eq(c.server.max_per_source, 3);
         ck_assert_uint_eq(c.server.max_auth_tries, 2);
         ck_assert_uint_eq(c.server.max_channels, 7);
+        ck_assert_uint_eq(c.server.max_remote_forwards, 0);
         ck_assert(c.server.gateway_ports);
         ck_assert_str_eq(c.server.permit_open[0], "*.internal:443");
         ck_assert_str_eq(c.server.deny_open[0], "10.0.0.0/8:*");
@@ -224,6 +226,8 @@ static const struct {
         { "StealthFallback=localhost", "StealthFallback" },
         { "LoginGraceTime=0", "LoginGraceTime" },
         { "MaxAuthTries=101", "MaxAuthTries" },
+        { "MaxRemoteForwardsPerSession=1025", "MaxRemoteForwardsPerSession" },
+        { "MaxRemoteForwardsPerSession=-1", "MaxRemoteForwardsPerSession" },
         { "OutboundProxy=ftp://x:1", "OutboundProxy" },
         { "OutboundProxy=socks5://127.0.0.1", "OutboundProxy" },
         { "OutboundProxy=http://proxy:3128/", "OutboundProxy" },

@@ -449,6 +449,26 @@ if ((have_proxies)); then
         reload_with
 fi
 
+# ---- MaxRemoteForwardsPerSession=2 (reloaded): the third -R of one session is refused ----
+write_config MaxRemoteForwardsPerSession=2
+"${CTL[@]}" reload >/dev/null
+# ssh takes the first value of an option: ExitOnForwardFailure=no goes before SSH_BASE's yes.
+# Three different forwards: ssh drops a repeated one. They are asked for in order.
+fx_bg "$D/ssh-R-cap.log" timeout 60 ssh -o ExitOnForwardFailure=no "${SSH_BASE[@]}" -i "$K/ok" -N \
+        -R "0:127.0.0.1:$FX_HTTP_PORT" -R "0:127.0.0.1:$FX_ECHO_PORT" -R "0:127.0.0.1:$FX_SINK_PORT" 127.0.0.1
+R_CAP_PID=$FX_LAST_PID
+ACCEPTS=$((ACCEPTS + 1))
+fx_check "MaxRemoteForwardsPerSession=2: two of three remote forwards are allocated, one refused" \
+        fx_wait_until 20 eval '(( $(grep -c "^Allocated port" "$D/ssh-R-cap.log") == 2 &&
+                $(grep -c "remote port forwarding failed" "$D/ssh-R-cap.log") == 1 ))'
+fx_check "... with the log line reason=max-remote-forwards" \
+        log_has "remote forward refused remote_addr=127.0.0.1 reason=max-remote-forwards"
+r_cap_port=$(grep -F "for remote forward to 127.0.0.1:$FX_HTTP_PORT" "$D/ssh-R-cap.log" |
+        sed -n 's/^Allocated port \([0-9]*\) .*/\1/p')
+fx_check "... an allocated one carries data" \
+        eval '[[ $(curl -sS --max-time 10 "http://127.0.0.1:$r_cap_port/small.bin" | sha_of) == "$SMALL_SHA" ]]'
+fx_stop "$R_CAP_PID"
+
 # ---- limits (reloaded): MaxConnectionsPerSource=2, LoginGraceTime=2 ----
 # Every client but the -D one ends first; the per-source count is of sessions.
 fx_stop "$SSH_L_PID" "$R3"
@@ -537,7 +557,8 @@ fx_check "ServerStatus: authAccepted is every accept the test made ($ACCEPTS)" e
         '[[ $(json_field authAccepted) == $ACCEPTS && $(count "result=accept") == $ACCEPTS ]]'
 fx_check "ServerStatus: authRejected matches the reject lines ($(count 'result=reject'))" eval \
         '[[ $(json_field authRejected) == $(count "result=reject") ]]'
-fx_check "ServerStatus: refusedByLimits counts the per-source refusal" eval '[[ $(json_field refusedByLimits) == 1 ]]'
+fx_check "ServerStatus: refusedByLimits counts the per-source and the remote-forward refusals" \
+        eval '[[ $(json_field refusedByLimits) == 2 ]]'
 fx_check "ServerStatus: sessionsTotal counts every connection" eval \
         '[[ $(json_field sessionsTotal) == $(count "connection opened") ]]'
 fx_check "ServerStatus: channels were counted" eval '(( $(json_field channelsTotal) >= 10 ))'
@@ -545,7 +566,7 @@ fx_check "alknetctl server: running, the listener, the counters" eval '"${CTL[@]
         grep -qx "Server role: running" "$D/server.txt" &&
         grep -qx "Listeners: tcp:127.0.0.1:$PORT" "$D/server.txt" &&
         grep -qx "Auth: $ACCEPTS accepted, $(count "result=reject") rejected" "$D/server.txt" &&
-        grep -qx "Refused by limits: 1" "$D/server.txt"'
+        grep -qx "Refused by limits: 2" "$D/server.txt"'
 
 # A daemon without [Server]: the role is reported as not running.
 N=$FX_DIR/noserver

@@ -12,12 +12,10 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 
+#include "accept-pause.h"
 #include "client-listener.h"
 #include "log.h"
 #include "socks-server.h"
-
-/* Fd exhaustion is worth an admin's attention, but not several lines a second. */
-#define ACCEPT_WARNING_INTERVAL_USEC (60 * USEC_PER_SEC)
 
 typedef enum ListenerKind {
         LISTENER_SOCKS,
@@ -37,7 +35,7 @@ typedef struct Listener {
         ListenerKind kind;
         int fd;
         sd_event_source *io;
-        sd_event_source *pause;
+        AcceptPause pause;
         char *address; /* bound address as text */
 
         /* Local= only: where its connections go. */
@@ -87,8 +85,6 @@ struct ClientListeners {
         unsigned n_handshakes;
         PendingOpen *pending;
         unsigned n_pending;
-
-        uint64_t last_accept_warning;
 };
 
 static void socks_node_free(SocksNode *n) {
@@ -237,41 +233,6 @@ static void socks_accepted(Listener *li, int fd, const char *orig_host, uint16_t
         l->n_handshakes++;
 }
 
-static int listener_resume(sd_event_source *source, uint64_t usec, void *userdata) {
-        Listener *li = userdata;
-
-        (void) sd_event_source_set_enabled(li->io, SD_EVENT_ON);
-        return 0;
-}
-
-/* The listening socket stays readable while accept() fails, so rest a moment instead. */
-static void listener_pause(Listener *li, int error) {
-        ClientListeners *l = li->owner;
-        uint64_t now = 0;
-        int r;
-
-        (void) sd_event_now(l->event, CLOCK_MONOTONIC, &now);
-        if (l->last_accept_warning == 0 || now - l->last_accept_warning >= ACCEPT_WARNING_INTERVAL_USEC) {
-                l->last_accept_warning = now;
-                log_warning_errno(error, "Failed to accept on %s, pausing it: %m", li->address);
-        }
-
-        (void) sd_event_source_set_enabled(li->io, SD_EVENT_OFF);
-        if (!li->pause) {
-                r = sd_event_add_time_relative(l->event, &li->pause, CLOCK_MONOTONIC,
-                                               CLIENT_LISTENERS_ACCEPT_PAUSE_USEC, 0, listener_resume, li);
-                if (r >= 0)
-                        (void) sd_event_source_set_description(li->pause, "client-listener-pause");
-        } else {
-                r = sd_event_source_set_time_relative(li->pause, CLIENT_LISTENERS_ACCEPT_PAUSE_USEC);
-                if (r >= 0)
-                        r = sd_event_source_set_enabled(li->pause, SD_EVENT_ONESHOT);
-        }
-        if (r < 0)
-                /* Without a timer we cannot rest: keep accepting rather than go deaf. */
-                (void) sd_event_source_set_enabled(li->io, SD_EVENT_ON);
-}
-
 static int listener_io(sd_event_source *source, int fd, uint32_t revents, void *userdata) {
         Listener *li = userdata;
         ClientListeners *l = li->owner;
@@ -285,11 +246,11 @@ static int listener_io(sd_event_source *source, int fd, uint32_t revents, void *
 
                 cfd = accept4(fd, &sa.sa, &salen, SOCK_NONBLOCK | SOCK_CLOEXEC);
                 if (cfd < 0) {
-                        if (errno == EAGAIN || errno == EINTR)
-                                return 0;
-                        if (errno == ECONNABORTED || errno == EPROTO)
+                        bool next;
+
+                        (void) accept_pause_handle(&li->pause, li->io, errno, li->address, &next);
+                        if (next)
                                 continue; /* that client is gone already */
-                        listener_pause(li, errno);
                         return 0;
                 }
 
@@ -456,8 +417,8 @@ static int bind_unix(Listener *li, const char *path) {
 static void listener_done(Listener *li) {
         struct stat st;
 
+        accept_pause_done(&li->pause);
         li->io = sd_event_source_disable_unref(li->io);
-        li->pause = sd_event_source_disable_unref(li->pause);
         li->fd = safe_close(li->fd);
         if (li->socket_path && lstat(li->socket_path, &st) >= 0 && st.st_dev == li->socket_dev &&
             st.st_ino == li->socket_ino)
@@ -646,8 +607,8 @@ ClientListeners *client_listeners_free(ClientListeners *l) {
 
         /* Stop accepting first, so nothing new arrives while the rest is torn down. */
         for (size_t i = 0; i < l->n_listeners; i++) {
+                accept_pause_done(&l->listeners[i].pause);
                 l->listeners[i].io = sd_event_source_disable_unref(l->listeners[i].io);
-                l->listeners[i].pause = sd_event_source_disable_unref(l->listeners[i].pause);
         }
         while (l->socks)
                 socks_node_free(l->socks);

@@ -20,9 +20,6 @@
 #define CLIENT_LISTENERS_ACCEPT_BATCH 64u
 /* A burst of connects beyond the backlog loses SYNs and costs each a 1 s retransmit. */
 #define CLIENT_LISTENERS_BACKLOG 1024
-/* When accept() fails for want of fds or memory, the listener rests this long instead of
- * spinning on a socket that stays readable. */
-#define CLIENT_LISTENERS_ACCEPT_PAUSE_USEC (250 * USEC_PER_MSEC)
 /* Unix socket listeners: owner and group may connect, others may not. Applications that
  * use a forward socket join the daemon's group; the directory may narrow it further. */
 #define CLIENT_LISTENERS_SOCKET_MODE 0660

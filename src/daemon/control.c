@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 
+#include "accept-pause.h"
 #include "config.h"
 #include "control.h"
 #include "log.h"
@@ -88,6 +89,7 @@ struct ControlServer {
         ControlLimits limits;
         int listen_fd;
         sd_event_source *listen_io;
+        AcceptPause listen_pause;
         char *bound_path;
 
         ControlConnection *connections; /* most recently accepted first */
@@ -548,10 +550,12 @@ static int listen_io(sd_event_source *source, int fd, uint32_t revents, void *us
 
                 cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
                 if (cfd < 0) {
-                        if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED)
-                                return 0;
-                        /* Out of fds or memory: say so once per wakeup and keep serving. */
-                        log_warning_errno(errno, "Failed to accept control connection: %m");
+                        bool next;
+
+                        /* Out of fds or memory: the connections already open are still served. */
+                        (void) accept_pause_handle(&s->listen_pause, s->listen_io, errno, "the control socket", &next);
+                        if (next)
+                                continue;
                         return 0;
                 }
                 if (s->n_connections >= s->limits.max_connections && !make_room(s)) {
@@ -596,6 +600,7 @@ ControlServer *control_server_free(ControlServer *s) {
                 return NULL;
         while (s->connections)
                 connection_free(s->connections);
+        accept_pause_done(&s->listen_pause);
         sd_event_source_disable_unref(s->listen_io);
         safe_close(s->listen_fd);
         if (s->bound_path) {

@@ -14,6 +14,7 @@ void server_config_init(ServerConfig *c) {
                 .max_per_source = SERVER_MAX_PER_SOURCE_DEFAULT,
                 .max_auth_tries = SERVER_MAX_AUTH_TRIES_DEFAULT,
                 .max_channels = SERVER_MAX_CHANNELS_DEFAULT,
+                .max_remote_forwards = SERVER_MAX_REMOTE_FORWARDS_DEFAULT,
         };
 }
 
@@ -254,6 +255,8 @@ int server_config_set(ServerConfig *c, const char *key, const char *value, char 
                 return set_unsigned(&c->max_auth_tries, value, 1, 100, reason, size);
         if (streq(key, "MaxChannelsPerSession"))
                 return set_unsigned(&c->max_channels, value, 1, 65536, reason, size);
+        if (streq(key, "MaxRemoteForwardsPerSession"))
+                return set_unsigned(&c->max_remote_forwards, value, 0, 1024, reason, size);
         if (streq(key, "PermitOpen") || streq(key, "DenyOpen")) {
                 char ***l = streq(key, "PermitOpen") ? &c->permit_open : &c->deny_open;
                 if (isempty(value)) {

@@ -12,6 +12,7 @@
 #define SERVER_MAX_PER_SOURCE_DEFAULT 16u
 #define SERVER_MAX_AUTH_TRIES_DEFAULT 6u
 #define SERVER_MAX_CHANNELS_DEFAULT 256u
+#define SERVER_MAX_REMOTE_FORWARDS_DEFAULT 16u
 #define SERVER_LISTEN_MAX 16u
 #define SERVER_POLICY_MAX 256u
 
@@ -41,6 +42,7 @@ typedef struct ServerConfig {
         unsigned max_per_source;
         unsigned max_auth_tries;
         unsigned max_channels;
+        unsigned max_remote_forwards; /* listening ports per session; 0: no remote forwards */
         bool gateway_ports;         /* Remote forwards may bind non-loopback addresses */
         char **permit_open;         /* NULL-terminated "pattern:ports"; empty list: anything */
         char **deny_open;

@@ -15,6 +15,7 @@
 #include <libssh/libssh.h>
 #include <libssh/server.h>
 
+#include "accept-pause.h"
 #include "authorized-keys.h"
 #include "dial.h"
 #include "fingerprint.h"
@@ -44,6 +45,7 @@ struct ServerListener {
         int fd;
         ServerTransport transport;
         sd_event_source *io;
+        AcceptPause pause;
 };
 
 /* A direct-tcpip request waiting for its outgoing connection. */
@@ -75,6 +77,7 @@ struct RemoteListener {
         char owner_user[64];
         int fd;
         sd_event_source *io;
+        AcceptPause pause;
 };
 
 typedef enum SessionPhase {
@@ -212,6 +215,7 @@ static const char *transport_name(ServerTransport t) {
 
 static void remote_listener_free(RemoteListener *l) {
         LIST_REMOVE(l->server->remotes, l);
+        accept_pause_done(&l->pause);
         sd_event_source_disable_unref(l->io);
         safe_close(l->fd);
         free(l->requested_host);
@@ -265,8 +269,14 @@ static int on_remote_accept(sd_event_source *source, int fd, uint32_t revents, v
                 int cfd, one = 1, rc;
 
                 cfd = accept4(fd, (struct sockaddr *) &sa, &salen, SOCK_NONBLOCK | SOCK_CLOEXEC);
-                if (cfd < 0)
+                if (cfd < 0) {
+                        bool next;
+
+                        (void) accept_pause_handle(&l->pause, l->io, errno, "a remote forward's port", &next);
+                        if (next)
+                                continue;
                         return 0;
+                }
                 if (!ss || ss->closing || ss->phase != PHASE_OPEN ||
                     relay_set_size(ss->relays) + ss->n_pending >= ss->server->config.max_channels) {
                         safe_close(cfd);
@@ -488,6 +498,14 @@ static bool handle_direct(ServerSession *ss, ssh_message msg) {
         return true;
 }
 
+static unsigned remotes_of(const ServerSession *ss) {
+        unsigned n = 0;
+
+        for (const RemoteListener *l = ss->server->remotes; l; l = l->next)
+                n += l->owner == ss;
+        return n;
+}
+
 static void handle_forward(ServerSession *ss, ssh_message msg) {
         Server *s = ss->server;
         const char *requested = ssh_message_global_request_address(msg);
@@ -515,6 +533,12 @@ static void handle_forward(ServerSession *ss, ssh_message msg) {
                 return;
         }
 
+        /* Each port is a descriptor and a port of the host's: one session gets a few. */
+        if (remotes_of(ss) >= s->config.max_remote_forwards) {
+                s->refused_limit++;
+                log_info("remote forward refused remote_addr=%s reason=max-remote-forwards", ss->remote_addr);
+                goto refuse;
+        }
         fd = bind_tcp(bind_host, (uint16_t) port, SERVER_BACKLOG, &bound);
         if (fd < 0)
                 goto refuse;
@@ -941,8 +965,11 @@ static int on_accept(sd_event_source *source, int fd, uint32_t revents, void *us
 
                 cfd = accept4(fd, (struct sockaddr *) &sa, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
                 if (cfd < 0) {
-                        if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
-                                log_warning_errno(errno, "Failed to accept an SSH connection: %m");
+                        bool next;
+
+                        (void) accept_pause_handle(&l->pause, l->io, errno, "the server's listener", &next);
+                        if (next)
+                                continue;
                         return 0;
                 }
                 peer_address(&sa, addr, sizeof addr);
@@ -1107,6 +1134,7 @@ static int copy_config(ServerConfig *dst, const ServerConfig *src) {
         dst->max_per_source = src->max_per_source;
         dst->max_auth_tries = src->max_auth_tries;
         dst->max_channels = src->max_channels;
+        dst->max_remote_forwards = src->max_remote_forwards;
         dst->gateway_ports = src->gateway_ports;
         dst->stealth = src->stealth;
         dst->outbound_proxy_invalid = src->outbound_proxy_invalid;
@@ -1198,8 +1226,10 @@ fail:
 
 void server_stop_accepting(Server *s) {
         s->accepting = false;
-        for (ServerListener *l = s->listeners; l; l = l->next)
+        for (ServerListener *l = s->listeners; l; l = l->next) {
+                accept_pause_done(&l->pause); /* its timer would turn the listener back on */
                 (void) sd_event_source_set_enabled(l->io, SD_EVENT_OFF);
+        }
 }
 
 size_t server_n_channels(const Server *s) {
@@ -1219,6 +1249,7 @@ Server *server_free(Server *s) {
         while (s->listeners) {
                 ServerListener *l = s->listeners;
                 s->listeners = l->next;
+                accept_pause_done(&l->pause);
                 sd_event_source_disable_unref(l->io);
                 safe_close(l->fd);
                 free(l);
