@@ -1,13 +1,17 @@
 /* Unit tests for alknetd.conf: every key, bad values, unknown keys and sections, drop-ins. */
+#include <arpa/inet.h>
 #include <check.h>
 #include <fcntl.h>
+#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 
 #include "daemon-config.h"
 #include "log.h"
 #include "macro.h"
+#include "resolve.h"
 #include "server.h"
 
 static void parse(DaemonConfig *c, const char *text, LoadProblems *problems) {
@@ -295,7 +299,7 @@ static const struct {
         { "10.0.0.0/8:1-1024", NULL, "10.1.2.3", 22, true },
         { "10.0.0.0/8:1-1024", NULL, "10.1.2.3", 2222, false },
         { "10.0.0.0/8:*", NULL, "11.1.2.3", 22, false },
-        { "10.0.0.0/8:*", NULL, "ten.example", 22, false }, /* names are never resolved */
+        { "10.0.0.0/8:*", NULL, "ten.example", 22, false }, /* names are not resolved here */
         { "[2001:db8::]/32:443", NULL, "2001:db8::1", 443, true },
         { "[2001:db8::]/32:443", NULL, "2001:db9::1", 443, false },
         { NULL, "127.0.0.0/8:*", "127.0.0.1", 80, false },
@@ -303,6 +307,109 @@ static const struct {
         { NULL, "localhost:*", "localhost", 80, false },
         { "*:*", "*.internal:22", "db.internal", 22, false },
         { "*:*", "*.internal:22", "db.internal", 23, true },
+
+        /* IPv4 the way getaddrinfo() reads it: every inet_aton() spelling is the address. */
+        { NULL, "127.0.0.0/8:*", "127.1", 80, false },
+        { NULL, "127.0.0.0/8:*", "127.0.1", 80, false },
+        { NULL, "127.0.0.0/8:*", "2130706433", 80, false },
+        { NULL, "127.0.0.0/8:*", "0x7f000001", 80, false },
+        { NULL, "127.0.0.0/8:*", "0X7F000001", 80, false },
+        { NULL, "127.0.0.0/8:*", "0x7f.1", 80, false },
+        { NULL, "127.0.0.0/8:*", "0177.0.0.1", 80, false },
+        { NULL, "127.0.0.0/8:*", "017700000001", 80, false },
+        { NULL, "127.0.0.0/8:*", "2130706432", 80, false },
+        { NULL, "127.0.0.0/8:*", "2147483648", 80, true },      /* 128.0.0.0 */
+        { NULL, "127.0.0.0/8:*", "0x80000000", 80, true },
+        { NULL, "127.0.0.0/8:*", "128.1", 80, true },
+        { NULL, "127.0.0.0/8:1-79", "127.1", 80, true },         /* the port still counts */
+        { NULL, "127.0.0.0/8:*", "4294967296", 80, true },       /* too big: a name */
+        { NULL, "127.0.0.0/8:*", "08.0.0.1", 80, true },         /* not octal: a name */
+        { "127.0.0.0/8:*", NULL, "127.1", 80, true },
+        { "127.0.0.0/8:*", NULL, "2130706433", 80, true },
+        { "127.0.0.0/8:*", NULL, "0177.0.0.1", 80, true },
+        { "127.0.0.0/8:*", NULL, "0x7f000001", 80, true },
+        { "127.0.0.0/8:*", NULL, "128.1", 80, false },
+        { "10.0.0.0/8:*", NULL, "10.1", 80, true },
+        { "10.0.0.0/8:*", NULL, "167772161", 80, true },
+        /* Host globs see an address in its canonical text. */
+        { NULL, "127.0.0.*:*", "127.1", 80, false },
+        { NULL, "127.0.0.*:*", "0x7f000001", 80, false },
+        { "10.*:*", NULL, "167772161", 80, true },
+        { "10.*:*", NULL, "0x0b000001", 80, false },
+
+        /* 0.0.0.0 and :: connect to the local host: they are also 127.0.0.1 and ::1. */
+        { NULL, "127.0.0.0/8:*", "0.0.0.0", 80, false },
+        { NULL, "127.0.0.0/8:*", "0", 80, false },
+        { NULL, "127.0.0.0/8:*", "0x0", 80, false },
+        { NULL, "127.0.0.0/8:*", "00", 80, false },
+        { NULL, "127.0.0.0/8:*", "0.0", 80, false },
+        { NULL, "127.0.0.0/8:*", "::ffff:0.0.0.0", 80, false },
+        { NULL, "127.0.0.1:*", "0", 80, false },
+        { NULL, "0.0.0.0/32:*", "0", 80, false },                /* and still themselves */
+        { NULL, "0.0.0.0/32:*", "127.0.0.1", 80, true },
+        { NULL, "[::1]:*", "::", 80, false },
+        { NULL, "[::1]:*", "0:0:0:0:0:0:0:0", 80, false },
+        { NULL, "[::1]:*", "0::1", 80, false },
+        { NULL, "[::]:*", "::", 80, false },
+        { NULL, "[::]:*", "::1", 80, true },
+        { NULL, "[::1]:*", "0.0.0.0", 80, true },                /* IPv4 stays IPv4 */
+        { NULL, "127.0.0.0/8:*", "::", 80, true },
+        { NULL, "localhost:*", "0.0.0.0", 80, true },            /* addresses are not names */
+        { "127.0.0.0/8:*", NULL, "0.0.0.0", 80, false },         /* a permit needs both */
+        { "0.0.0.0/8:*", NULL, "0.0.0.0", 80, false },
+        { "0.0.0.0/0:*", NULL, "0", 80, true },
+        { "*:*", NULL, "0.0.0.0", 80, true },
+        { "[::]/0:*", NULL, "::", 80, true },
+
+        /* IPv4-mapped IPv6 is the IPv4 address; so is a mapped CIDR entry. */
+        { NULL, "127.0.0.0/8:*", "::ffff:127.0.0.1", 80, false },
+        { NULL, "127.0.0.0/8:*", "::FFFF:7f00:1", 80, false },
+        { NULL, "127.0.0.0/8:*", "0:0:0:0:0:ffff:127.0.0.1", 80, false },
+        { NULL, "127.0.0.0/8:*", "::ffff:128.0.0.1", 80, true },
+        { NULL, "127.0.0.0/8:*", "::127.0.0.1", 80, true },      /* IPv4-compatible: IPv6 */
+        { "127.0.0.0/8:*", NULL, "::ffff:127.0.0.1", 80, true },
+        { "[::ffff:0:0]/96:*", NULL, "::ffff:127.0.0.1", 80, true },
+        { NULL, "[::ffff:127.0.0.0]/104:*", "127.0.0.1", 80, false },
+        { NULL, "[::ffff:127.0.0.0]/104:*", "127.1", 80, false },
+        { NULL, "[::ffff:127.0.0.0]/104:*", "::ffff:127.0.0.1", 80, false },
+        { NULL, "[::ffff:127.0.0.0]/104:*", "128.0.0.1", 80, true },
+        { NULL, "[::ffff:7f00:1]:*", "127.0.0.1", 80, false },
+        { NULL, "[::]/0:*", "127.0.0.1", 80, true },             /* all IPv6 is not IPv4 */
+        { "[::ffff:10.0.0.0]/104:*", NULL, "10.1.2.3", 80, true },
+
+        /* A %scope is ignored. */
+        { NULL, "[::1]:*", "::1%lo", 80, false },
+        { NULL, "[::1]:*", "0::1%1", 80, false },
+        { NULL, "[fe80::]/10:*", "fe80::1%eth0", 80, false },
+        { NULL, "[fe80::]/10:*", "FE80::1%2", 80, false },
+        { NULL, "[fe80::]/10:*", "febf::1%eth0", 80, false },
+        { NULL, "[fe80::]/10:*", "fec0::1%eth0", 80, true },
+        { "[fe80::]/10:22", NULL, "fe80::1%eth0", 22, true },
+        { "[fe80::]/10:22", NULL, "fe80::1%eth0", 23, false },
+        { "[fe80::]/10:22", NULL, "fec0::1%eth0", 22, false },
+
+        /* One trailing dot is dropped, from the name and from a glob. */
+        { NULL, "localhost:*", "localhost.", 80, false },
+        { NULL, "localhost:*", "LOCALHOST.", 80, false },
+        { NULL, "localhost.:*", "localhost", 80, false },
+        { NULL, "*.localhost:*", "db.localhost.", 80, false },
+        { NULL, "*.internal:*", "db.internal.", 80, false },
+        { NULL, "*.internal:*", "db.internal.example", 80, true },
+        { NULL, "localhost:*", "localhost..", 80, true },        /* no such name */
+        { "*.internal:443", NULL, "db.internal.", 443, true },
+        { "*.internal:443", NULL, "db.internal..", 443, false },
+        { "localhost:*", NULL, "localhost.", 80, true },
+        /* A name that spells an address without its dot may be read as that address: a
+         * deny takes it, a permit needs the name and the address. */
+        { NULL, "127.0.0.0/8:*", "127.0.0.1.", 80, false },
+        { NULL, "127.0.0.0/8:*", "2130706433.", 80, false },
+        { NULL, "127.0.0.0/8:*", "0.0.0.0.", 80, false },
+        { "10.0.0.0/8:*", NULL, "10.1.2.3.", 80, false },
+        { "*:*", NULL, "10.1.2.3.", 80, true },
+
+        /* Not a destination at all. */
+        { NULL, NULL, "", 80, false },
+        { "*:*", NULL, "", 80, false },
 };
 
 START_TEST(test_server_policy) {
@@ -312,6 +419,119 @@ START_TEST(test_server_policy) {
         ck_assert_msg(server_policy_allows(policy[_i].permit ? permit : NULL, policy[_i].deny ? deny : NULL,
                                            policy[_i].host, policy[_i].port) == policy[_i].allowed,
                       "case %d", _i);
+}
+END_TEST
+
+/* The longest name the resolver takes, with and without its trailing dot; one more refused. */
+START_TEST(test_server_policy_long_names) {
+        char name[RESOLVE_HOST_MAX + 3];
+        char *permit[] = { (char *) "*.example:*", NULL };
+
+        memset(name, 'a', sizeof name);
+        memcpy(name + RESOLVE_HOST_MAX - 8, ".example", 8);
+        name[RESOLVE_HOST_MAX] = '\0';
+        ck_assert(server_policy_allows(permit, NULL, name, 1));
+        name[RESOLVE_HOST_MAX] = '.';
+        name[RESOLVE_HOST_MAX + 1] = '\0';
+        ck_assert(server_policy_allows(permit, NULL, name, 1));
+        ck_assert(server_policy_allows(NULL, NULL, name, 1));
+        name[RESOLVE_HOST_MAX + 1] = '.';
+        name[RESOLVE_HOST_MAX + 2] = '\0';
+        ck_assert(!server_policy_allows(permit, NULL, name, 1));
+        ck_assert(!server_policy_allows(NULL, NULL, name, 1));
+}
+END_TEST
+
+/* IPv4 spellings: whatever getaddrinfo() takes as an IPv4 address (AI_NUMERICHOST, the
+ * parse it makes before any lookup) the policy reads as the same address, and whatever it
+ * does not take is no IPv4 address to the policy either. */
+static const char *const ipv4_spellings[] = {
+        "127.0.0.1", "127.1", "127.0.1", "2130706433", "0x7f000001", "0X7F000001", "0x7F.1",
+        "0177.0.0.1", "0177.01", "017700000001", "0", "00", "0x", "0x0", "0xg", "08", "09.1.1.1",
+        "0x1.0x2.0x3.0x4", "0xff.0xffffff", "0x1ff.1", "1.2.3.4.5", "1.2.3.256", "1.2.65536",
+        "1.2.65535", "1.16777216", "1.16777215", "4294967295", "4294967296", "0xffffffff",
+        "0x100000000", "037777777777", "040000000000", "0x00000000000000000001",
+        "0000000000000000000001", "99999999999999999999999", "1..2", ".1", "-1", "+1", " 1",
+        "1 ", "127.0.0.1 x", "1.2.3.0x4", "1.2.3.04", "1.2.3.4x", "1e3", "a.b.c.d", "0x.1",
+        "1.0x", "255.255.255.255", "256.1", "0xff.1.1.1",
+};
+
+START_TEST(test_server_policy_ipv4_like_getaddrinfo) {
+        const char *s = ipv4_spellings[_i];
+        struct addrinfo hints = { .ai_family = AF_INET, .ai_flags = AI_NUMERICHOST }, *ai = NULL;
+        char *any_v4[] = { (char *) "0.0.0.0/0:*", NULL };
+
+        if (getaddrinfo(s, NULL, &hints, &ai) == 0) {
+                char text[INET_ADDRSTRLEN], entry[INET_ADDRSTRLEN + 8];
+                /* 0.0.0.0 is 127.0.0.1 too: a permit must cover both */
+                char *list[] = { entry, (char *) "127.0.0.1:*", NULL };
+
+                ck_assert_ptr_nonnull(inet_ntop(AF_INET, &((struct sockaddr_in *) ai->ai_addr)->sin_addr, text,
+                                                sizeof text));
+                freeaddrinfo(ai);
+                snprintf(entry, sizeof entry, "%s/32:*", text);
+                list[1] = NULL;
+                ck_assert_msg(!server_policy_allows(NULL, list, s, 1), "\"%s\" is %s, not denied", s, text);
+                list[1] = (char *) "127.0.0.1:*";
+                ck_assert_msg(server_policy_allows(list, NULL, s, 1), "\"%s\" is %s, not permitted", s, text);
+        } else
+                ck_assert_msg(server_policy_allows(NULL, any_v4, s, 1), "\"%s\" is no address", s);
+}
+END_TEST
+
+/* After resolution: each address against DenyOpen=, read like a destination. */
+static const struct {
+        const char *deny, *address;
+        uint16_t port;
+        bool denied;
+} resolved[] = {
+        { "127.0.0.0/8:*", "127.0.0.1", 80, true },
+        { "127.0.0.0/8:*", "127.255.0.9", 80, true },
+        { "127.0.0.0/8:*", "10.0.0.1", 80, false },
+        { "127.0.0.0/8:1-79", "127.0.0.1", 80, false },
+        { "127.0.0.0/8:*", "0.0.0.0", 80, true },
+        { "127.0.0.0/8:*", "::ffff:127.0.0.1", 80, true },
+        { "127.0.0.0/8:*", "::ffff:0.0.0.0", 80, true },
+        { "127.0.0.0/8:*", "::1", 80, false },
+        { "[::1]:*", "::", 80, true },
+        { "[::1]:*", "::1", 80, true },
+        { "[::1]:*", "::2", 80, false },
+        { "[::ffff:127.0.0.0]/104:*", "127.0.0.1", 80, true },
+        { "10.*:*", "10.1.2.3", 80, true },                      /* a glob: the canonical text */
+        { "*:25", "192.0.2.1", 25, true },
+        { "*:25", "192.0.2.1", 26, false },
+        { "localhost:*", "127.0.0.1", 80, false },               /* a name is no address */
+        { "*.internal:*", "10.0.0.1", 80, false },
+        { NULL, "127.0.0.1", 80, false },
+};
+
+START_TEST(test_server_policy_resolved) {
+        char *deny[] = { (char *) resolved[_i].deny, NULL };
+        struct sockaddr_storage ss = {};
+        struct sockaddr_in *in = (struct sockaddr_in *) &ss;
+        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *) &ss;
+
+        if (inet_pton(AF_INET, resolved[_i].address, &in->sin_addr) == 1) {
+                in->sin_family = AF_INET;
+                in->sin_port = htons(resolved[_i].port);
+        } else {
+                ck_assert_int_eq(inet_pton(AF_INET6, resolved[_i].address, &in6->sin6_addr), 1);
+                in6->sin6_family = AF_INET6;
+                in6->sin6_port = htons(resolved[_i].port);
+                in6->sin6_scope_id = 3;
+        }
+        ck_assert_msg(server_policy_denies_address(resolved[_i].deny ? deny : NULL, (struct sockaddr *) &ss,
+                                                   resolved[_i].port) == resolved[_i].denied,
+                      "case %d", _i);
+}
+END_TEST
+
+START_TEST(test_server_policy_resolved_odd) {
+        struct sockaddr_un un = { .sun_family = AF_UNIX };
+
+        /* A family the dialer does not connect to is refused, not waved through. */
+        ck_assert(server_policy_denies_address(NULL, (struct sockaddr *) &un, 80));
+        ck_assert(server_policy_denies_address(NULL, NULL, 80));
 }
 END_TEST
 
@@ -331,6 +551,10 @@ int main(void) {
         tcase_add_test(tc, test_server_outbound_proxy_fails_closed);
         tcase_add_loop_test(tc, test_server_bad_values, 0, ELEMENTSOF(bad_server));
         tcase_add_loop_test(tc, test_server_policy, 0, ELEMENTSOF(policy));
+        tcase_add_test(tc, test_server_policy_long_names);
+        tcase_add_loop_test(tc, test_server_policy_ipv4_like_getaddrinfo, 0, ELEMENTSOF(ipv4_spellings));
+        tcase_add_loop_test(tc, test_server_policy_resolved, 0, ELEMENTSOF(resolved));
+        tcase_add_test(tc, test_server_policy_resolved_odd);
         suite_add_tcase(s, tc);
 
         sr = srunner_create(s);

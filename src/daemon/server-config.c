@@ -1,10 +1,13 @@
 /* Parsing of [Server] settings. Values are checked here; files they name are read when the
  * server starts (and again on reload). */
 #include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "authorized-keys.h"
 #include "dial.h"
+#include "resolve.h"
 #include "server-config.h"
 
 void server_config_init(ServerConfig *c) {
@@ -271,4 +274,275 @@ int server_config_set(ServerConfig *c, const char *key, const char *value, char 
         }
         snprintf(reason, size, "unknown key");
         return -ENOENT;
+}
+
+/* ---- PermitOpen= / DenyOpen= ---- */
+
+/* One way the resolver may take a destination. An address (AF_INET, AF_INET6) meets CIDR
+ * entries, and host patterns in its canonical text; a name (AF_UNSPEC) meets host patterns
+ * only. */
+typedef struct PolicyReading {
+        int family;
+        uint8_t addr[16];
+        char text[RESOLVE_HOST_MAX + 2];
+} PolicyReading;
+
+/* A name, the address it spells after its trailing dot is dropped, and the loopback
+ * address that address stands for when it is the unspecified one. */
+#define POLICY_READINGS_MAX 3u
+
+static int digit_value(char c, unsigned base) {
+        int v;
+
+        if (c >= '0' && c <= '9')
+                v = c - '0';
+        else if (c >= 'a' && c <= 'f')
+                v = c - 'a' + 10;
+        else if (c >= 'A' && c <= 'F')
+                v = c - 'A' + 10;
+        else
+                return -1;
+        return (unsigned) v < base ? v : -1;
+}
+
+/* IPv4 the way getaddrinfo() reads it (glibc's inet_aton() without the junk it allows after
+ * a space): one to four parts, each decimal, octal with a leading 0 or hex with 0x, the last
+ * one filling the remaining bytes: 127.1, 2130706433, 0x7f000001, 0177.0.0.1, 0. */
+static bool ipv4_parse_aton(const char *s, uint8_t ret[4]) {
+        static const uint32_t max[4] = { 0xffffffffu, 0xffffffu, 0xffffu, 0xffu };
+        uint32_t parts[3], a;
+        uint64_t v;
+        size_t n = 0;
+
+        for (;;) {
+                unsigned base = 10;
+                int d;
+
+                if (*s < '0' || *s > '9')
+                        return false;
+                if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X') && digit_value(s[2], 16) >= 0) {
+                        base = 16;
+                        s += 2;
+                } else if (s[0] == '0')
+                        base = 8;
+                for (v = 0; (d = digit_value(*s, base)) >= 0; s++) {
+                        v = v * base + (unsigned) d;
+                        if (v > 0xffffffffu)
+                                return false;
+                }
+                if (*s != '.')
+                        break;
+                if (n >= ELEMENTSOF(parts) || v > 0xff)
+                        return false;
+                parts[n++] = (uint32_t) v;
+                s++;
+        }
+        if (*s || v > max[n])
+                return false;
+        a = (uint32_t) v;
+        for (size_t i = 0; i < n; i++)
+                a |= parts[i] << (24 - 8 * i);
+        ret[0] = (uint8_t) (a >> 24);
+        ret[1] = (uint8_t) (a >> 16);
+        ret[2] = (uint8_t) (a >> 8);
+        ret[3] = (uint8_t) a;
+        return true;
+}
+
+/* An address as the dialer would connect to it: IPv4 in any inet_aton() spelling, IPv6
+ * with its %scope ignored, IPv4-mapped IPv6 as the IPv4 address. */
+static bool address_parse(const char *s, int *ret_family, uint8_t ret_addr[16]) {
+        char buf[INET6_ADDRSTRLEN];
+        struct in6_addr in6;
+        size_t n = strcspn(s, "%");
+
+        if (ipv4_parse_aton(s, ret_addr)) {
+                *ret_family = AF_INET;
+                return true;
+        }
+        if (n >= sizeof buf)
+                return false;
+        memcpy(buf, s, n);
+        buf[n] = '\0';
+        if (inet_pton(AF_INET6, buf, &in6) != 1)
+                return false;
+        if (IN6_IS_ADDR_V4MAPPED(&in6)) {
+                *ret_family = AF_INET;
+                memcpy(ret_addr, in6.s6_addr + 12, 4);
+        } else {
+                *ret_family = AF_INET6;
+                memcpy(ret_addr, in6.s6_addr, 16);
+        }
+        return true;
+}
+
+static void add_address(PolicyReading *r, size_t *n, int family, const void *addr) {
+        static const uint8_t zero[16] = {};
+        static const uint8_t loopback4[16] = { 127, 0, 0, 1 };
+        static const uint8_t loopback6[16] = { [15] = 1 };
+        size_t size = family == AF_INET ? 4 : 16;
+
+        r[*n] = (PolicyReading) { .family = family };
+        memcpy(r[*n].addr, addr, size);
+        (void) inet_ntop(family, addr, r[*n].text, sizeof r[*n].text);
+        (*n)++;
+        /* Linux connects 0.0.0.0 to 127.0.0.1 and :: to ::1. */
+        if (memcmp(addr, zero, size) == 0)
+                add_address(r, n, family, family == AF_INET ? loopback4 : loopback6);
+}
+
+/* The readings of a destination as the client sent it; 0 when it cannot be one (empty,
+ * or longer than any name the resolver takes). */
+static size_t destination_readings(const char *host, PolicyReading r[static POLICY_READINGS_MAX]) {
+        uint8_t addr[16];
+        size_t n = 0, len = strlen(host);
+        int family;
+
+        if (len == 0 || len >= sizeof r[0].text)
+                return 0;
+        if (address_parse(host, &family, addr)) {
+                add_address(r, &n, family, addr);
+                return n;
+        }
+        /* A name; "db.internal." is "db.internal". If what is left spells an address, some
+         * resolver may take it as one: DenyOpen= sees that too, PermitOpen= then needs both. */
+        r[0] = (PolicyReading) { .family = AF_UNSPEC };
+        memcpy(r[0].text, host, len + 1);
+        if (len > 1 && host[len - 1] == '.')
+                r[0].text[len - 1] = '\0';
+        n = 1;
+        if (address_parse(r[0].text, &family, addr))
+                add_address(r, &n, family, addr);
+        return n;
+}
+
+/* ::ffff:a.b.c.d/96+n is a.b.c.d/n: mapped destinations are read as IPv4. */
+static void cidr_unmap(SshCidr *c) {
+        static const uint8_t mapped[12] = { [10] = 0xff, [11] = 0xff };
+
+        if (c->family != AF_INET6 || c->prefix < 96 || memcmp(c->addr, mapped, sizeof mapped) != 0)
+                return;
+        c->family = AF_INET;
+        memmove(c->addr, c->addr + 12, 4);
+        memset(c->addr + 4, 0, 12);
+        c->prefix -= 96;
+}
+
+static bool policy_entry_matches(const char *entry, const PolicyReading *r, uint16_t port) {
+        char pattern[300];
+        const char *ports, *colon;
+        unsigned long lo, hi;
+        char *end;
+        SshCidr cidr;
+        size_t n;
+
+        if (entry[0] == '[') {
+                /* "[v6]:ports" or "[v6]/prefix:ports" */
+                const char *close = strchr(entry, ']');
+                size_t extra = 0;
+
+                if (!close)
+                        return false;
+                if (close[1] == '/')
+                        extra = strcspn(close + 1, ":");
+                if (close[1 + extra] != ':')
+                        return false;
+                n = (size_t) (close - entry - 1);
+                if (n + extra >= sizeof pattern)
+                        return false;
+                memcpy(pattern, entry + 1, n);
+                memcpy(pattern + n, close + 1, extra);
+                n += extra;
+                ports = close + 2 + extra;
+        } else {
+                colon = strrchr(entry, ':');
+                if (!colon)
+                        return false;
+                n = (size_t) (colon - entry);
+                if (n >= sizeof pattern)
+                        return false;
+                memcpy(pattern, entry, n);
+                ports = colon + 1;
+        }
+        pattern[n] = '\0';
+
+        if (!streq(ports, "*")) {
+                errno = 0;
+                lo = strtoul(ports, &end, 10);
+                hi = lo;
+                if (*end == '-')
+                        hi = strtoul(end + 1, &end, 10);
+                if (errno || *end || port < lo || port > hi)
+                        return false;
+        }
+        if (ssh_cidr_parse(pattern, &cidr) >= 0) {
+                struct sockaddr_storage sa = {};
+
+                cidr_unmap(&cidr);
+                if (r->family == AF_INET) {
+                        sa.ss_family = AF_INET;
+                        memcpy(&((struct sockaddr_in *) &sa)->sin_addr, r->addr, 4);
+                } else if (r->family == AF_INET6) {
+                        sa.ss_family = AF_INET6;
+                        memcpy(&((struct sockaddr_in6 *) &sa)->sin6_addr, r->addr, 16);
+                } else
+                        return false; /* names are matched by name only */
+                return ssh_cidr_match(&cidr, (struct sockaddr *) &sa);
+        }
+        if (n > 1 && pattern[n - 1] == '.')
+                pattern[n - 1] = '\0';
+        return ssh_pattern_match(r->text, pattern, true);
+}
+
+static bool any_entry_matches(char *const *list, const PolicyReading *r, uint16_t port) {
+        for (char *const *e = list; e && *e; e++)
+                if (policy_entry_matches(*e, r, port))
+                        return true;
+        return false;
+}
+
+bool server_policy_allows(char *const *permit, char *const *deny, const char *host, uint16_t port) {
+        PolicyReading r[POLICY_READINGS_MAX];
+        size_t n;
+
+        if (!host)
+                return false;
+        n = destination_readings(host, r);
+        if (n == 0)
+                return false;
+        /* Deny wins when any reading matches; a permit must hold for every reading. */
+        for (size_t i = 0; i < n; i++)
+                if (any_entry_matches(deny, &r[i], port))
+                        return false;
+        if (!permit || !*permit)
+                return true;
+        for (size_t i = 0; i < n; i++)
+                if (!any_entry_matches(permit, &r[i], port))
+                        return false;
+        return true;
+}
+
+bool server_policy_denies_address(char *const *deny, const struct sockaddr *sa, uint16_t port) {
+        PolicyReading r[POLICY_READINGS_MAX];
+        uint8_t addr[16];
+        size_t n = 0;
+
+        if (!sa)
+                return true;
+        if (sa->sa_family == AF_INET)
+                add_address(r, &n, AF_INET, (const uint8_t *) &((const struct sockaddr_in *) sa)->sin_addr);
+        else if (sa->sa_family == AF_INET6) {
+                const struct in6_addr *in6 = &((const struct sockaddr_in6 *) sa)->sin6_addr;
+
+                if (IN6_IS_ADDR_V4MAPPED(in6)) {
+                        memcpy(addr, in6->s6_addr + 12, 4);
+                        add_address(r, &n, AF_INET, addr);
+                } else
+                        add_address(r, &n, AF_INET6, in6->s6_addr);
+        } else
+                return true;
+        for (size_t i = 0; i < n; i++)
+                if (any_entry_matches(deny, &r[i], port))
+                        return true;
+        return false;
 }

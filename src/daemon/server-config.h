@@ -4,6 +4,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include "macro.h"
 
@@ -60,3 +61,25 @@ int server_config_set(ServerConfig *c, const char *key, const char *value, char 
 
 /* "tcp:0.0.0.0:2222", "tls:[::]:443" */
 int server_listen_parse(const char *s, ServerListen *ret);
+
+/* The forwarding policy, PermitOpen=/DenyOpen= ("HOST-GLOB:PORTS" or "CIDR:PORTS", IPv6 in
+ * brackets, PORTS "*", "N" or "N-M"), for a direct-tcpip destination as the client sent
+ * it. The destination is read as the resolver would read it; each reading must pass:
+ *   - an IPv4 address in any inet_aton() spelling (127.1, 2130706433, 0x7f000001,
+ *     0177.0.0.1) is that address; an IPv6 address with a %scope is the address without
+ *     it; ::ffff:a.b.c.d is the IPv4 address a.b.c.d;
+ *   - 0.0.0.0 and :: (however spelled) are read as themselves and as 127.0.0.1 and ::1,
+ *     where Linux connects them;
+ *   - an address meets CIDR entries, and host globs in its canonical text (127.0.0.1);
+ *   - anything else is a name, with one trailing dot dropped ("db.internal." is
+ *     "db.internal", as is a glob's own trailing dot), and meets host globs only; when
+ *     the name without its dot spells an address, it is read as that address too.
+ * A DenyOpen= entry matching any reading refuses; a non-empty PermitOpen= must match
+ * every reading. Empty destinations and ones longer than a DNS name are refused. Names
+ * are not resolved here: server_policy_denies_address() is for what they resolve to. */
+bool server_policy_allows(char *const *permit, char *const *deny, const char *host, uint16_t port);
+
+/* After resolution: does a DenyOpen= entry refuse connecting to this address (read as
+ * above: IPv4-mapped as IPv4, 0.0.0.0 and :: also as loopback)? Unknown families are
+ * refused. */
+bool server_policy_denies_address(char *const *deny, const struct sockaddr *sa, uint16_t port);

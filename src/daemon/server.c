@@ -135,78 +135,6 @@ struct Server {
         uint64_t channels_total;
 };
 
-static bool policy_entry_matches(const char *entry, const char *host, uint16_t port) {
-        char pattern[300];
-        const char *ports, *colon;
-        unsigned long lo, hi;
-        char *end;
-        SshCidr cidr;
-        size_t n;
-
-        if (entry[0] == '[') {
-                /* "[v6]:ports" or "[v6]/prefix:ports" */
-                const char *close = strchr(entry, ']');
-                size_t extra = 0;
-
-                if (!close)
-                        return false;
-                if (close[1] == '/')
-                        extra = strcspn(close + 1, ":");
-                if (close[1 + extra] != ':')
-                        return false;
-                n = (size_t) (close - entry - 1);
-                if (n + extra >= sizeof pattern)
-                        return false;
-                memcpy(pattern, entry + 1, n);
-                memcpy(pattern + n, close + 1, extra);
-                n += extra;
-                ports = close + 2 + extra;
-        } else {
-                colon = strrchr(entry, ':');
-                if (!colon)
-                        return false;
-                n = (size_t) (colon - entry);
-                if (n >= sizeof pattern)
-                        return false;
-                memcpy(pattern, entry, n);
-                ports = colon + 1;
-        }
-        pattern[n] = '\0';
-
-        if (!streq(ports, "*")) {
-                errno = 0;
-                lo = strtoul(ports, &end, 10);
-                hi = lo;
-                if (*end == '-')
-                        hi = strtoul(end + 1, &end, 10);
-                if (errno || *end || port < lo || port > hi)
-                        return false;
-        }
-        if (ssh_cidr_parse(pattern, &cidr) >= 0) {
-                struct sockaddr_storage sa = {};
-                if (inet_pton(AF_INET, host, &((struct sockaddr_in *) &sa)->sin_addr) == 1)
-                        sa.ss_family = AF_INET;
-                else if (inet_pton(AF_INET6, host, &((struct sockaddr_in6 *) &sa)->sin6_addr) == 1)
-                        sa.ss_family = AF_INET6;
-                else
-                        return false;
-                return ssh_cidr_match(&cidr, (struct sockaddr *) &sa);
-        }
-        return ssh_pattern_match(host, pattern, true);
-}
-
-bool server_policy_allows(char *const *permit, char *const *deny, const char *host, uint16_t port) {
-        for (char *const *d = deny; d && *d; d++)
-                if (policy_entry_matches(*d, host, port))
-                        return false;
-        if (!permit || !*permit)
-                return true;
-        for (char *const *p = permit; *p; p++)
-                if (policy_entry_matches(*p, host, port))
-                        return true;
-        return false;
-}
-
 static const char *transport_name(ServerTransport t) {
         return t == SERVER_TRANSPORT_TLS ? "tls" : "tcp";
 }
@@ -438,6 +366,8 @@ static void direct_dialed(int r, int fd, TunnelReason reason, void *userdata) {
                 if (reason == TUNNEL_REASON_PROXY_FAILED)
                         log_warning_errno(r, "channel open failed remote_addr=%s reason=proxy-failed: %m",
                                           ss->remote_addr);
+                else if (r == -EACCES)
+                        log_info("channel open refused remote_addr=%s reason=denied-address", ss->remote_addr);
                 /* libssh 0.10 can only answer "administratively prohibited" here. */
                 (void) ssh_message_reply_default(o->msg);
                 direct_open_free(o);
@@ -464,6 +394,13 @@ static bool direct_allowed(ServerSession *ss, const char *host, uint16_t port) {
         return server_policy_allows(ss->server->config.permit_open, ss->server->config.deny_open, host, port);
 }
 
+/* Deny wins over what a name resolves to, too (a name for 127.0.0.1, DNS rebinding). */
+static bool direct_address_allowed(const struct sockaddr *sa, socklen_t len, uint16_t port, void *userdata) {
+        Server *s = userdata;
+
+        return !server_policy_denies_address(s->config.deny_open, sa, port);
+}
+
 /* Returns true when it kept msg. */
 static bool handle_direct(ServerSession *ss, ssh_message msg) {
         const char *host = ssh_message_channel_request_open_destination(msg);
@@ -488,6 +425,8 @@ static bool handle_direct(ServerSession *ss, ssh_message msg) {
         params.host = host;
         params.port = (uint16_t) port;
         params.proxy = ss->server->config.outbound_proxy;
+        params.filter = direct_address_allowed;
+        params.filter_userdata = ss->server;
         r = dial_start(ss->server->event, &params, direct_dialed, o, &o->dial);
         if (r < 0) {
                 free(o);

@@ -12,12 +12,6 @@
 
 typedef struct Server Server;
 
-/* PermitOpen=/DenyOpen= entries are "HOST-GLOB:PORTS" or "CIDR:PORTS" (IPv6 in brackets),
- * PORTS "*", "N" or "N-M". A destination given as a name only meets host globs: it is
- * never resolved to be checked against a CIDR. DenyOpen= wins; a non-empty PermitOpen=
- * must match. */
-bool server_policy_allows(char *const *permit, char *const *deny, const char *host, uint16_t port);
-
 int server_new(sd_event *e, const ServerConfig *c, const char *state_dir, Server **ret);
 Server *server_free(Server *s);
 DEFINE_POINTER_CLEANUP_FUNC(Server, server_free);
