@@ -660,9 +660,10 @@ END_TEST
  * instead of spinning the loop and logging every time, and accept again once fds are
  * back. Client and daemon share this process, so the client's socket takes the last fd. */
 START_TEST(test_accept_out_of_fds) {
-        int fillers[4096], n_fillers = 0, fd, log_fd, saved_stderr, dispatched = 0;
+        int fillers[4096], n_fillers = 0, fd, fd2, log_fd, saved_stderr, dispatched = 0;
         char log_path[256], buf[8192] = "";
         struct json_object *r;
+        struct rlimit limit;
         ssize_t len;
 
         start_manager();
@@ -677,7 +678,9 @@ START_TEST(test_accept_out_of_fds) {
         log_set_max_level(LOG_WARNING);
 
         /* Check runs each test in its own process: the lower limit ends with it. */
-        ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &(struct rlimit) { .rlim_cur = 256, .rlim_max = 256 }), 0);
+        ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &limit), 0);
+        limit.rlim_cur = MIN(limit.rlim_cur, (rlim_t) 256); /* valgrind refuses a new hard limit */
+        ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &limit), 0);
         while (n_fillers < (int) ELEMENTSOF(fillers)) {
                 int f = open("/dev/null", O_RDONLY | O_CLOEXEC);
                 if (f < 0)
@@ -696,15 +699,15 @@ START_TEST(test_accept_out_of_fds) {
          * up once per pause (250 ms) to try again, plus its timer. */
         ck_assert_int_le(dispatched, 12);
 
+        /* With fds back, the listener takes connections again. (A new one: under valgrind,
+         * whose fd limit is emulated, the waiting one was accepted and closed.) */
         while (n_fillers > 0)
                 close(fillers[--n_fillers]);
-        for (uint64_t end = now_usec() + DEADLINE_USEC;
-             control_server_n_connections(m->control) == 0 && now_usec() < end;)
-                (void) sd_event_run(m->event, 50 * 1000);
-        ck_assert_uint_eq(control_server_n_connections(m->control), 1);
-        r = call(fd, "io.alknet.Manager.ListProfiles", NULL);
+        fd2 = connect_path();
+        r = call(fd2, "io.alknet.Manager.ListProfiles", NULL);
         assert_ok(r);
         json_object_put(r);
+        client_close(fd2);
         client_close(fd);
 
         ck_assert_int_eq(dup2(saved_stderr, STDERR_FILENO), STDERR_FILENO);
