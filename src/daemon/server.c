@@ -567,7 +567,9 @@ static void handle_auth(ServerSession *ss, ssh_message msg) {
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
         check_key(ss, user, ssh_message_auth_pubkey(msg), &res);
 #pragma GCC diagnostic pop
-        if (res.accepted && state == SSH_PUBLICKEY_STATE_WRONG)
+        /* Only a verified signature logs in. (libssh 0.10 drops a message whose signature
+         * fails to verify before it reaches us: see BUGS in alknetd.conf(5).) */
+        if (res.accepted && state != SSH_PUBLICKEY_STATE_NONE && state != SSH_PUBLICKEY_STATE_VALID)
                 ssh_auth_result_reject(&res, "bad-signature");
 
         if (res.accepted && state == SSH_PUBLICKEY_STATE_NONE) {
