@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The server role against the stock OpenSSH client: ssh -D, -L, -W and -R with sha256-exact
 # transfers under forced re-keying, a remote forward taken over after its client vanished,
-# keys and certificates accepted and refused, refused requests and destinations, the
+# keys and certificates accepted and refused, refused requests and destinations (a denied
+# address in every spelling the resolver takes, a name resolving to one), the
 # per-source and login-grace limits, the fail2ban filter on the real log, ServerStatus
 # through alknetctl, OutboundProxy= through real microsocks and tinyproxy (the name passed
 # unresolved, the policy first, a proxy that is down), no destination in the log, and a
@@ -71,7 +72,7 @@ write_config() { # extra [Server] lines
         {
                 printf '[Server]\nListen=tcp:127.0.0.1:%s\n' "$PORT"
                 printf 'AuthorizedKeys=%s\nTrustedUserCAKeys=%s\n' "$D/authorized_keys" "$D/user_ca.pub"
-                printf 'MaxAuthTries=2\nDenyOpen=127.0.0.1:%s\n' "$FX_ECHO_PORT"
+                printf 'MaxAuthTries=2\nDenyOpen=127.0.0.1:%s\nDenyOpen=[::1]:%s\n' "$FX_ECHO_PORT" "$FX_ECHO_PORT"
                 printf '%s\n' "$@"
         } >"$D/etc/alknetd.conf"
 }
@@ -296,6 +297,23 @@ ACCEPTS=$((ACCEPTS + 1))
 fx_check "the denied destination is alive" eval '[[ $(printf ping | socat -t 2 - "TCP:127.0.0.1:$FX_ECHO_PORT") == ping ]]'
 fx_check "DenyOpen=127.0.0.1:PORT refuses that destination" w_refused ok "127.0.0.1:$FX_ECHO_PORT"
 ACCEPTS=$((ACCEPTS + 1))
+# The dialer connects 127.0.0.1 however it is spelled (and 0.0.0.0 too: Linux takes it for
+# 127.0.0.1), as the HTTP fixture shows; the policy reads each spelling as the address.
+for dest in 127.1 0.0.0.0 '[::ffff:127.0.0.1]'; do
+        fx_check "ssh -W $dest:HTTP-PORT reaches 127.0.0.1 (no policy on that port)" \
+                eval '[[ $(w_get ok "$dest") == $SMALL_SHA ]]'
+        ACCEPTS=$((ACCEPTS + 1))
+done
+for dest in 127.1 127.0.1 2130706433 0x7f000001 0177.0.0.1 0.0.0.0 0 '[::ffff:127.0.0.1]'; do
+        fx_check "... and refuses it written $dest" w_refused ok "$dest:$FX_ECHO_PORT"
+        ACCEPTS=$((ACCEPTS + 1))
+done
+# A name is checked by what it resolves to: localhost is ::1 and 127.0.0.1, both denied.
+denied_lines() { count '^channel open refused remote_addr=127\.0\.0\.1 reason=denied-address$'; }
+fx_check "... and refuses a name that resolves to it (localhost)" w_refused ok "localhost:$FX_ECHO_PORT"
+ACCEPTS=$((ACCEPTS + 1))
+fx_check "... after the lookup, with the log line reason=denied-address" \
+        fx_wait_until 5 eval '(( $(denied_lines) == 1 ))'
 fx_check "the daemon is alive after the refusals" kill -0 "$DAEMON_PID"
 
 # ---- OutboundProxy= (reloaded): direct-tcpip through real SOCKS5 and HTTP CONNECT proxies ----
@@ -367,6 +385,12 @@ if ((have_proxies)); then
         fx_check "socks5 proxy: DenyOpen= still refuses its destination (ssh -D)" proxy_d_refused "127.0.0.1:$FX_ECHO_PORT"
         fx_check "socks5 proxy: a reserved alknet- name is still refused" w_refused ok alknet-control:1
         ACCEPTS=$((ACCEPTS + 1))
+        # Nothing is resolved here on the way to a proxy: the spelling alone must do.
+        for dest in 2130706433 127.1 0 '[::ffff:127.0.0.1]'; do
+                fx_check "socks5 proxy: DenyOpen= refuses its destination written $dest" \
+                        w_refused ok "$dest:$FX_ECHO_PORT"
+                ACCEPTS=$((ACCEPTS + 1))
+        done
         fx_check "... none of them reached microsocks" eval '(( $(wc -l <"$MS_LOG") == ms_seen ))'
 
         failed_before=$(proxy_log_lines)
