@@ -126,6 +126,7 @@ typedef struct End {
         bool splice;             /* OTHER: hold, then splice to splice_port from a defer */
         bool decoy_on_silence;   /* NEED_MORE at TIMEOUT/EOF: send the decoy anyway */
         uint16_t splice_port;
+        uint64_t splice_idle_usec; /* tls_bridge_splice()'s idle timeout */
         sd_event_source *splice_defer;
         unsigned peek_calls;
         uint8_t peeked[TLS_PEEK_MAX];
@@ -206,7 +207,7 @@ static int on_splice_defer(sd_event_source *s, void *userdata) {
         End *x = userdata;
         int fd = connect_to(x->splice_port); /* "dialled" the fallback backend */
 
-        ck_assert_int_eq(tls_bridge_splice(x->b, fd), 0);
+        ck_assert_int_eq(tls_bridge_splice(x->b, fd, x->splice_idle_usec), 0);
         return 0;
 }
 
@@ -517,7 +518,7 @@ START_TEST(test_bridge_new_invalid) {
         ck_assert_ptr_null(tls_bridge_get_info(b));
         ck_assert_int_eq(tls_bridge_hand_over(b), -EBUSY);
         ck_assert_int_eq(tls_bridge_send_and_close(b, "x", 1), -EBUSY);
-        ck_assert_int_eq(tls_bridge_splice(b, 0), -EBUSY);
+        ck_assert_int_eq(tls_bridge_splice(b, 0, 0), -EBUSY);
         b = tls_bridge_free(b);
         ck_assert_int_eq(fcntl(c, F_GETFD), -1);
         for (int i = 0; i < 5; i++)
@@ -1354,6 +1355,7 @@ typedef struct Backend {
         char request[1024];
         size_t n_request;
         bool eof;
+        bool silent; /* takes the request, never answers */
 } Backend;
 
 static const char backend_reply[] = "HTTP/1.1 200 OK\r\nServer: backend\r\nContent-Length: 5\r\n\r\nhello";
@@ -1374,7 +1376,7 @@ static int on_backend_io(sd_event_source *s, int fd, uint32_t revents, void *use
                 }
                 k->n_request += (size_t) n;
                 k->request[k->n_request] = 0;
-                if (strstr(k->request, "\r\n\r\n")) {
+                if (strstr(k->request, "\r\n\r\n") && !k->silent) {
                         ck_assert_int_eq(send(fd, backend_reply, sizeof backend_reply - 1, 0),
                                          (ssize_t) sizeof backend_reply - 1);
                         ck_assert_int_eq(shutdown(fd, SHUT_WR), 0);
@@ -1416,6 +1418,42 @@ START_TEST(test_stealth_splice) {
         ck_assert(x.closed && !x.ready);
         ck_assert_int_eq(x.error, 0);
         ck_assert_uint_eq(x.peek_calls, 1);
+
+        end_done(&x);
+        acceptor_stop(&a);
+        k.io = sd_event_source_disable_unref(k.io);
+        k.listen_io = sd_event_source_disable_unref(k.listen_io);
+        safe_close(k.fd);
+        close(k.listen_fd);
+}
+END_TEST
+
+/* A splice where nothing moves either way (a backend that never answers, a client that
+ * never gives up) ends at its idle timeout: it holds a session slot of the server's. */
+START_TEST(test_stealth_splice_idle) {
+        static const char get[] = "GET /slow HTTP/1.1\r\nHost: localhost\r\n\r\n";
+        Backend k = { .fd = -EBADF, .silent = true };
+        Acceptor a;
+        End x;
+        RawClient c = { .parts = { get } };
+        uint64_t t0;
+
+        k.listen_fd = listener_new(&k.port);
+        ck_assert_int_ge(sd_event_add_io(e, &k.listen_io, k.listen_fd, EPOLLIN, on_backend_accept, &k), 0);
+        end_init(&x);
+        x.splice = true;
+        x.splice_port = k.port;
+        x.splice_idle_usec = 300 * USEC_PER_MSEC;
+        acceptor_start(&a, &x, 0);
+        t0 = now_usec();
+        raw_client_start(&c, a.port);
+        run_until(end_finished, &x);
+        ck_assert(x.closed && !x.ready);
+        ck_assert_int_eq(x.error, -ETIMEDOUT);
+        ck_assert_uint_ge(now_usec() - t0, 300 * USEC_PER_MSEC); /* not before it */
+        ck_assert_str_eq(k.request, get);                        /* the request did go through */
+        raw_client_join(&c);
+        ck_assert_uint_eq(c.n_received, 0);
 
         end_done(&x);
         acceptor_stop(&a);
@@ -1715,6 +1753,7 @@ static Suite *tls_suite(void) {
         tcase_add_loop_test(tc, test_stealth_silence, 0, 3);
         tcase_add_test(tc, test_stealth_eof);
         tcase_add_test(tc, test_stealth_splice);
+        tcase_add_test(tc, test_stealth_splice_idle);
         suite_add_tcase(s, tc);
 
         tc = tcase_create("interop");

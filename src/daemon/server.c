@@ -32,6 +32,9 @@
 #define SERVER_BACKLOG 1024
 #define SERVER_HOST_KEY_NAME "ssh_host_ed25519_key"
 #define SERVER_RESERVED_PREFIX "alknet-"
+/* A StealthFallback= splice with no byte either way this long is closed (nginx's own
+ * keepalive_timeout): it holds a session slot. */
+#define SERVER_STEALTH_FALLBACK_IDLE_USEC (75 * USEC_PER_SEC)
 
 typedef struct ServerSession ServerSession;
 typedef struct ServerListener ServerListener;
@@ -758,7 +761,7 @@ static void fallback_dialed(int r, int fd, TunnelReason reason, void *userdata) 
         ServerSession *ss = userdata;
 
         ss->fallback = NULL;
-        if (r < 0 || tls_bridge_splice(ss->tls, fd) < 0) {
+        if (r < 0 || tls_bridge_splice(ss->tls, fd, SERVER_STEALTH_FALLBACK_IDLE_USEC) < 0) {
                 if (r >= 0)
                         safe_close(fd);
                 session_free(ss);

@@ -335,6 +335,7 @@ struct TlsBridge {
         char *server_name;
         bool peek_mode;
         uint64_t handshake_timeout_usec, peek_timeout_usec;
+        uint64_t idle_timeout_usec; /* pump: no byte either way this long ends it; 0: never */
         TlsBridgeCallbacks cb;
         void *userdata;
 
@@ -942,9 +943,15 @@ static void step_pump(TlsBridge *b) {
                 bridge_finish(b, b->error);
                 return;
         }
-        /* Half closed: the other direction must keep moving, or we give up. */
+        /* Half closed: the other direction must keep moving, or we give up. Likewise a
+         * splice with an idle timeout, whatever its halves do. */
         if (b->net_wr_shut != b->local_wr_shut && (any || !timer_armed(b))) {
-                r = timer_arm(b, TLS_BRIDGE_HALF_CLOSE_IDLE_USEC);
+                r = timer_arm(b, b->idle_timeout_usec > 0 ? MIN(b->idle_timeout_usec, TLS_BRIDGE_HALF_CLOSE_IDLE_USEC)
+                                                          : TLS_BRIDGE_HALF_CLOSE_IDLE_USEC);
+                if (r < 0)
+                        bridge_finish(b, r);
+        } else if (b->idle_timeout_usec > 0 && (any || !timer_armed(b))) {
+                r = timer_arm(b, b->idle_timeout_usec);
                 if (r < 0)
                         bridge_finish(b, r);
         }
@@ -1261,15 +1268,18 @@ int tls_bridge_send_and_close(TlsBridge *b, const void *bytes, size_t n) {
         return begin_send_close(b, bytes, n);
 }
 
-int tls_bridge_splice(TlsBridge *b, int fd) {
-        int one = 1;
+int tls_bridge_splice(TlsBridge *b, int fd, uint64_t idle_timeout_usec) {
+        int one = 1, r;
 
         if (!peeking(b))
                 return -EBUSY;
         if (fd < 0)
                 return -EINVAL;
         (void) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        return pump_begin(b, fd);
+        r = pump_begin(b, fd);
+        if (r >= 0)
+                b->idle_timeout_usec = idle_timeout_usec;
+        return r;
 }
 
 int tls_bridge_hold(TlsBridge *b) {

@@ -200,8 +200,10 @@ int tls_bridge_send_and_close(TlsBridge *b, const void *bytes, size_t n);
 
 /* Peek mode, likewise: connects the decrypted stream to fd (a connected socket, e.g. to
  * the StealthFallback= web backend; the bridge owns it on success) byte for byte, the
- * peeked bytes first, with half-close passed on both ways; closed() at the end. */
-int tls_bridge_splice(TlsBridge *b, int fd);
+ * peeked bytes first, with half-close passed on both ways; closed() at the end. With
+ * idle_timeout_usec > 0, a stretch that long without a byte either way ends it
+ * (closed() with -ETIMEDOUT). */
+int tls_bridge_splice(TlsBridge *b, int fd, uint64_t idle_timeout_usec);
 
 /* Peek mode, from peek(): stop reading and stop the peek deadline until the caller calls
  * one of the three above (e.g. while it connects to the fallback backend under its own
