@@ -256,6 +256,45 @@ START_TEST(test_server_bad_values) {
 }
 END_TEST
 
+static struct sockaddr_storage peer(const char *text) {
+        struct sockaddr_storage sa = {};
+
+        if (inet_pton(AF_INET, text, &((struct sockaddr_in *) &sa)->sin_addr) == 1)
+                sa.ss_family = AF_INET;
+        else {
+                ck_assert_int_eq(inet_pton(AF_INET6, text, &((struct sockaddr_in6 *) &sa)->sin6_addr), 1);
+                sa.ss_family = AF_INET6;
+        }
+        return sa;
+}
+
+static const struct {
+        const char *a, *b;
+        bool same;
+} sources[] = {
+        { "192.0.2.1", "192.0.2.1", true },
+        { "192.0.2.1", "192.0.2.2", false },
+        { "192.0.2.1", "::ffff:192.0.2.1", true }, /* a dual-stack listener's view */
+        { "::ffff:192.0.2.1", "::ffff:192.0.2.2", false },
+        { "2001:db8:1:2::1", "2001:db8:1:2::1", true },
+        { "2001:db8:1:2::1", "2001:db8:1:2:ffff:ffff:ffff:ffff", true }, /* one /64 */
+        { "2001:db8:1:2::1", "2001:db8:1:3::1", false },
+        { "2001:db8::1", "::ffff:32.1.13.184", false }, /* same first bytes, other family */
+        { "::1", "::2", true },
+        { "::1", "0.0.0.1", false },
+};
+
+START_TEST(test_server_same_source) {
+        struct sockaddr_storage a = peer(sources[_i].a), b = peer(sources[_i].b), none = {};
+
+        ck_assert_int_eq(server_same_source(&a, &b), sources[_i].same);
+        ck_assert_int_eq(server_same_source(&b, &a), sources[_i].same);
+        ck_assert(server_same_source(&a, &a));
+        ck_assert(!server_same_source(&a, &none));
+        ck_assert(!server_same_source(&none, &none));
+}
+END_TEST
+
 /* A proxy that was asked for but cannot be used fails closed: no proxy, and the flag that
  * makes the server refuse every channel instead of connecting directly. A valid value or
  * an empty one (no proxy wanted) clears it; so does a later valid line. */
@@ -549,6 +588,7 @@ int main(void) {
         tcase_add_test(tc, test_load_dropins);
         tcase_add_test(tc, test_server_section);
         tcase_add_test(tc, test_server_outbound_proxy_fails_closed);
+        tcase_add_loop_test(tc, test_server_same_source, 0, ELEMENTSOF(sources));
         tcase_add_loop_test(tc, test_server_bad_values, 0, ELEMENTSOF(bad_server));
         tcase_add_loop_test(tc, test_server_policy, 0, ELEMENTSOF(policy));
         tcase_add_test(tc, test_server_policy_long_names);

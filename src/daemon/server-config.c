@@ -546,3 +546,30 @@ bool server_policy_denies_address(char *const *deny, const struct sockaddr *sa, 
                         return true;
         return false;
 }
+
+/* The bytes that identify a source: 4 of IPv4, 8 of IPv6 (its /64); 0 for others. */
+static size_t source_bytes(const struct sockaddr_storage *sa, const uint8_t **ret) {
+        if (sa->ss_family == AF_INET) {
+                *ret = (const uint8_t *) &((const struct sockaddr_in *) sa)->sin_addr;
+                return 4;
+        }
+        if (sa->ss_family == AF_INET6) {
+                const struct in6_addr *a = &((const struct sockaddr_in6 *) sa)->sin6_addr;
+
+                if (IN6_IS_ADDR_V4MAPPED(a)) {
+                        *ret = &a->s6_addr[12];
+                        return 4;
+                }
+                *ret = a->s6_addr;
+                return 8;
+        }
+        *ret = NULL;
+        return 0;
+}
+
+bool server_same_source(const struct sockaddr_storage *a, const struct sockaddr_storage *b) {
+        const uint8_t *x, *y;
+        size_t n = source_bytes(a, &x);
+
+        return n > 0 && n == source_bytes(b, &y) && memcmp(x, y, n) == 0;
+}

@@ -83,3 +83,8 @@ bool server_policy_allows(char *const *permit, char *const *deny, const char *ho
  * above: IPv4-mapped as IPv4, 0.0.0.0 and :: also as loopback)? Unknown families are
  * refused. */
 bool server_policy_denies_address(char *const *deny, const struct sockaddr *sa, uint16_t port);
+
+/* Whether two peers count as one source for MaxConnectionsPerSource=: the same IPv4
+ * address (also when IPv4-mapped), or the same IPv6 /64, which one host usually has
+ * whole (RFC 4291's interface identifiers) and can pick addresses from at will. */
+bool server_same_source(const struct sockaddr_storage *a, const struct sockaddr_storage *b);

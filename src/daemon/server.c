@@ -699,10 +699,10 @@ static int on_grace(sd_event_source *source, uint64_t usec, void *userdata) {
         return 0;
 }
 
-static size_t sessions_from(const Server *s, const char *addr) {
+static size_t sessions_from(const Server *s, const struct sockaddr_storage *peer) {
         size_t n = 0;
         for (const ServerSession *ss = s->sessions; ss; ss = ss->next)
-                if (streq(ss->remote_addr, addr))
+                if (server_same_source(&ss->peer, peer))
                         n++;
         return n;
 }
@@ -927,7 +927,7 @@ static int on_accept(sd_event_source *source, int fd, uint32_t revents, void *us
                         safe_close(cfd);
                         continue;
                 }
-                if (sessions_from(s, addr) >= s->config.max_per_source) {
+                if (sessions_from(s, &sa) >= s->config.max_per_source) {
                         s->refused_limit++;
                         log_info("connection refused remote_addr=%s reason=max-connections-per-source", addr);
                         safe_close(cfd);
