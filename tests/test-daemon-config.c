@@ -183,6 +183,7 @@ START_TEST(test_server_section) {
               "MaxAuthTries=2\n"
               "MaxChannelsPerSession=7\n"
               "MaxRemoteForwardsPerSession=0\n"
+              "Ciphers=aes128-gcm@openssh.com,chacha20-poly1305@openssh.com\n"
               "GatewayPorts=yes\n"
               "PermitOpen=*.internal:443\n"
               "DenyOpen=10.0.0.0/8:*\n"
@@ -207,6 +208,7 @@ START_TEST(test_server_section) {
         ck_assert_uint_eq(c.server.max_auth_tries, 2);
         ck_assert_uint_eq(c.server.max_channels, 7);
         ck_assert_uint_eq(c.server.max_remote_forwards, 0);
+        ck_assert_str_eq(c.server.ciphers, "aes128-gcm@openssh.com,chacha20-poly1305@openssh.com");
         ck_assert(c.server.gateway_ports);
         ck_assert_str_eq(c.server.permit_open[0], "*.internal:443");
         ck_assert_str_eq(c.server.deny_open[0], "10.0.0.0/8:*");
@@ -232,6 +234,13 @@ static const struct {
         { "MaxAuthTries=101", "MaxAuthTries" },
         { "MaxRemoteForwardsPerSession=1025", "MaxRemoteForwardsPerSession" },
         { "MaxRemoteForwardsPerSession=-1", "MaxRemoteForwardsPerSession" },
+        { "Ciphers=aes128-cbc", "Ciphers" },
+        { "Ciphers=3des-cbc", "Ciphers" },
+        { "Ciphers=aes128-gcm@openssh.com,", "Ciphers" },
+        { "Ciphers=,aes128-ctr", "Ciphers" },
+        { "Ciphers=aes128-ctr,,aes256-ctr", "Ciphers" },
+        { "Ciphers=aes128", "Ciphers" },
+        { "Ciphers=aes128-ctr aes256-ctr", "Ciphers" },
         { "OutboundProxy=ftp://x:1", "OutboundProxy" },
         { "OutboundProxy=socks5://127.0.0.1", "OutboundProxy" },
         { "OutboundProxy=http://proxy:3128/", "OutboundProxy" },

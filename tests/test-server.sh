@@ -493,6 +493,26 @@ fx_check "... an allocated one carries data" \
         eval '[[ $(curl -sS --max-time 10 "http://127.0.0.1:$r_cap_port/small.bin" | sha_of) == "$SMALL_SHA" ]]'
 fx_stop "$R_CAP_PID"
 
+# ---- Ciphers= (reloaded): only the named ciphers are offered ----
+write_config Ciphers=aes128-gcm@openssh.com
+"${CTL[@]}" reload >/dev/null
+cipher_w_get() { # CIPHER: ssh -W with only that cipher, the body exact; the negotiated one on stderr
+        printf '%s' "$GET_SMALL" | ssh_as ok -v -c "$1" -W "127.0.0.1:$FX_HTTP_PORT" 127.0.0.1 2>"$D/cipher.err" | body_sha
+}
+fx_check "Ciphers=aes128-gcm@openssh.com: a client offering only it gets the body exact" \
+        eval '[[ $(cipher_w_get aes128-gcm@openssh.com) == "$SMALL_SHA" ]] &&
+                grep -q "cipher: aes128-gcm@openssh.com" "$D/cipher.err"'
+ACCEPTS=$((ACCEPTS + 1))
+fx_check "... a client offering only chacha20-poly1305 finds no common cipher" \
+        eval '[[ $(cipher_w_get chacha20-poly1305@openssh.com) != "$SMALL_SHA" ]] &&
+                grep -q "no matching cipher found" "$D/cipher.err"'
+write_config Ciphers=aes128-ctr,bogus-cipher
+fx_check "an unknown cipher is reported by alknetctl reload, naming it" \
+        eval '"${CTL[@]}" reload 2>&1 | grep -F "unknown cipher '"'"'bogus-cipher'"'"'"'
+fx_check "... and the default list applies: chacha20-poly1305 works again" \
+        eval '[[ $(cipher_w_get chacha20-poly1305@openssh.com) == "$SMALL_SHA" ]]'
+ACCEPTS=$((ACCEPTS + 1))
+
 # ---- limits (reloaded): MaxConnectionsPerSource=2, LoginGraceTime=2 ----
 # Every client but the -D one ends first; the per-source count is of sessions.
 fx_stop "$SSH_L_PID" "$R3"

@@ -20,10 +20,9 @@
 #
 # The server role: a second alknetd with a [Server] section, measured twice, from an alknetd
 # client profile and from `ssh -N -D`; the baseline is the ssh -D -> sshd column of the same
-# run. alknetd has no cipher setting, so each cipher row restricts the server the way sshd
-# is restricted, through the benchmark-only environment variable ALKNET_BENCH_CIPHERS of
-# the server process (the server never reads /etc/ssh/libssh_server_config). Every row says
-# the cipher that was actually negotiated, read from libssh's log of a probe client.
+# run. Each cipher row restricts the alknetd server with its [Server] Ciphers= the way sshd
+# is restricted with its Ciphers. Every row says the cipher that was actually negotiated,
+# read from libssh's log of a probe client.
 #
 # Needs nginx (tools/deps.sh installs it), curl, python3, OpenSSH. Everything stays on loopback
 # and stops by PID when the script exits.
@@ -281,10 +280,9 @@ srv_start() {
 [Server]
 Listen=tcp:127.0.0.1:$SRV_PORT
 AuthorizedKeys=$FX_DIR/authorized_keys
+Ciphers=${1:-}
 EOC
         cmd=("$ALKNETD" --control "$FX_DIR/srv/control" --config-dir "$FX_DIR/srv/etc" --state-dir "$FX_DIR/srv/state")
-        # env execs alknetd: the recorded PID is alknetd's.
-        [[ -z ${1:-} ]] || cmd=(env "ALKNET_BENCH_CIPHERS=$1" "${cmd[@]}")
         fx_bg "$FX_DIR/srv.log" "${cmd[@]}"
         SRV_PID=$FX_LAST_PID
         fx_wait_port "$SRV_PORT" 10 || die "the alknetd server did not listen; $(tail -n 10 "$FX_DIR/srv.log")"

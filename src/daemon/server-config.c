@@ -32,6 +32,7 @@ void server_config_done(ServerConfig *c) {
         free(c->tls_key);
         free(c->stealth_fallback);
         free(c->outbound_proxy);
+        free(c->ciphers);
         strv_free(c->permit_open);
         strv_free(c->deny_open);
         server_config_init(c);
@@ -117,6 +118,32 @@ static int set_path(char **field, const char *value, char *reason, size_t size) 
                 return -EINVAL;
         }
         return set_string(field, value);
+}
+
+/* Checked here, not by libssh when the server starts: a typo must not stop the server. */
+static int set_ciphers(ServerConfig *c, const char *value, char *reason, size_t size) {
+        static const char known[] = SERVER_CIPHERS_DEFAULT;
+
+        if (isempty(value))
+                return set_string(&c->ciphers, NULL);
+        for (const char *p = value;;) {
+                size_t n = strcspn(p, ","), k;
+                bool found = false;
+
+                for (const char *q = known; *q; q += k + (q[k] == ',')) {
+                        k = strcspn(q, ",");
+                        found = found || (n > 0 && n == k && strncmp(p, q, n) == 0);
+                }
+                if (!found) {
+                        snprintf(reason, size, "unknown cipher '%.*s'; known: %s", (int) MIN(n, (size_t) 64), p,
+                                 known);
+                        return -EINVAL;
+                }
+                if (p[n] == '\0')
+                        break;
+                p += n + 1;
+        }
+        return set_string(&c->ciphers, value);
 }
 
 static int set_bool(bool *field, const char *value, char *reason, size_t size) {
@@ -243,6 +270,8 @@ int server_config_set(ServerConfig *c, const char *key, const char *value, char 
                 }
                 return set_string(&c->outbound_proxy, value);
         }
+        if (streq(key, "Ciphers"))
+                return set_ciphers(c, value, reason, size);
         if (streq(key, "LoginGraceTime")) {
                 unsigned v;
                 int r = set_unsigned(&v, value, 1, 600, reason, size);

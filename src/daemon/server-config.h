@@ -15,6 +15,10 @@
 #define SERVER_MAX_CHANNELS_DEFAULT 256u
 #define SERVER_MAX_REMOTE_FORWARDS_DEFAULT 16u
 #define SERVER_LISTEN_MAX 16u
+/* What Ciphers= may name, and its default: libssh 0.10's AEAD and CTR ciphers, in its
+ * own order of preference (no CBC, no 3DES). */
+#define SERVER_CIPHERS_DEFAULT \
+        "chacha20-poly1305@openssh.com,aes256-gcm@openssh.com,aes128-gcm@openssh.com,aes256-ctr,aes192-ctr,aes128-ctr"
 #define SERVER_POLICY_MAX 256u
 
 typedef enum ServerTransport {
@@ -48,6 +52,7 @@ typedef struct ServerConfig {
         char **permit_open;         /* NULL-terminated "pattern:ports"; empty list: anything */
         char **deny_open;
         char *outbound_proxy;       /* socks5:// or http:// */
+        char *ciphers;              /* NULL: SERVER_CIPHERS_DEFAULT */
         bool outbound_proxy_invalid; /* set but unusable: refuse every channel, never go direct */
         bool seen;                  /* a [Server] section was present */
 } ServerConfig;

@@ -1002,6 +1002,16 @@ static int load_host_key(Server *s) {
         return 0;
 }
 
+/* Ciphers= for the sessions accepted from now on (libssh copies them at accept). */
+static int apply_ciphers(Server *s) {
+        const char *c = s->config.ciphers ?: SERVER_CIPHERS_DEFAULT;
+
+        if (ssh_bind_options_set(s->bind, SSH_BIND_OPTIONS_CIPHERS_C_S, c) < 0 ||
+            ssh_bind_options_set(s->bind, SSH_BIND_OPTIONS_CIPHERS_S_C, c) < 0)
+                return log_error_errno(EINVAL, "Cannot set the SSH server's ciphers: %s", ssh_get_error(s->bind));
+        return 0;
+}
+
 int server_start(Server *s, bool listeners_from_systemd) {
         int r;
 
@@ -1020,12 +1030,9 @@ int server_start(Server *s, bool listeners_from_systemd) {
             ssh_bind_options_set(s->bind, SSH_BIND_OPTIONS_IMPORT_KEY, ssh_key_dup(s->host_key)) < 0 ||
             ssh_bind_options_set(s->bind, SSH_BIND_OPTIONS_BANNER, SERVER_BANNER) < 0)
                 return log_error_errno(EINVAL, "Cannot configure the SSH server: %s", ssh_get_error(s->bind));
-        /* For benchmarks only (tools/bench-tunnel.sh): offer just these ciphers, the way
-         * sshd's Ciphers= is set for the baseline. libssh refuses names it does not know. */
-        const char *ciphers = getenv("ALKNET_BENCH_CIPHERS");
-        if (ciphers && (ssh_bind_options_set(s->bind, SSH_BIND_OPTIONS_CIPHERS_C_S, ciphers) < 0 ||
-                        ssh_bind_options_set(s->bind, SSH_BIND_OPTIONS_CIPHERS_S_C, ciphers) < 0))
-                return log_error_errno(EINVAL, "Cannot restrict the SSH server's ciphers: %s", ssh_get_error(s->bind));
+        r = apply_ciphers(s);
+        if (r < 0)
+                return r;
 
         for (size_t i = 0; i < s->config.n_listen; i++)
                 if (s->config.listen[i].transport == SERVER_TRANSPORT_TLS && !s->tls_ctx)
@@ -1103,6 +1110,8 @@ static int copy_config(ServerConfig *dst, const ServerConfig *src) {
                 r = server_config_set(dst, "StealthFallback", src->stealth_fallback, reason, sizeof reason);
         if (r >= 0 && src->outbound_proxy)
                 r = server_config_set(dst, "OutboundProxy", src->outbound_proxy, reason, sizeof reason);
+        if (r >= 0 && src->ciphers)
+                r = server_config_set(dst, "Ciphers", src->ciphers, reason, sizeof reason);
         for (char **p = src->permit_open; r >= 0 && p && *p; p++)
                 r = server_config_set(dst, "PermitOpen", *p, reason, sizeof reason);
         for (char **p = src->deny_open; r >= 0 && p && *p; p++)
@@ -1161,6 +1170,8 @@ int server_reload(Server *s, const ServerConfig *c) {
         s->trusted_cas = TAKE_PTR(cas);
         server_config_done(&s->config);
         s->config = copy;
+        if (s->bind)
+                (void) apply_ciphers(s); /* checked when parsed: cannot fail for a name */
         return 0;
 
 fail:
