@@ -187,6 +187,10 @@ START_TEST(test_server_section) {
               "GatewayPorts=yes\n"
               "PermitOpen=*.internal:443\n"
               "DenyOpen=10.0.0.0/8:*\n"
+              "DenyOpen=[2001:db8::]/32:1-1024\n"
+              "DenyOpen=[::1]:22\n"
+              "DenyOpen=*.Example.:65535\n"
+              "DenyOpen=127.0.0.1/32:1\n"
               "OutboundProxy=socks5://127.0.0.1:9050\n",
               &p);
         ck_assert_uint_eq(p.n, 0);
@@ -212,6 +216,8 @@ START_TEST(test_server_section) {
         ck_assert(c.server.gateway_ports);
         ck_assert_str_eq(c.server.permit_open[0], "*.internal:443");
         ck_assert_str_eq(c.server.deny_open[0], "10.0.0.0/8:*");
+        ck_assert_str_eq(c.server.deny_open[4], "127.0.0.1/32:1");
+        ck_assert_ptr_null(c.server.deny_open[5]);
         ck_assert_str_eq(c.server.outbound_proxy, "socks5://127.0.0.1:9050");
         daemon_config_done(&c);
 }
@@ -246,6 +252,24 @@ static const struct {
         { "OutboundProxy=http://proxy:3128/", "OutboundProxy" },
         { "OutboundProxy=socks5://::1:1080", "OutboundProxy" },
         { "PermitOpen=nocolon", "PermitOpen" },
+        /* A DenyOpen= entry that could never match would let through what it names. */
+        { "DenyOpen=10.0.0.0/33:*", "DenyOpen" },
+        { "DenyOpen=10.0.0.0/8:0", "DenyOpen" },
+        { "DenyOpen=db.internal:65536", "DenyOpen" },
+        { "DenyOpen=db.internal:5-4", "DenyOpen" },
+        { "DenyOpen=db.internal:22-", "DenyOpen" },
+        { "DenyOpen=db.internal:-22", "DenyOpen" },
+        { "DenyOpen=db.internal:+22", "DenyOpen" },
+        { "DenyOpen=db.internal:x", "DenyOpen" },
+        { "DenyOpen=db.internal:", "DenyOpen" },
+        { "DenyOpen=:22", "DenyOpen" },
+        { "DenyOpen=::1:22", "DenyOpen" },         /* IPv6 needs brackets */
+        { "DenyOpen=[10.0.0.1]:22", "DenyOpen" },  /* IPv4 has none */
+        { "DenyOpen=[db.internal]:22", "DenyOpen" },
+        { "DenyOpen=[::1]22", "DenyOpen" },
+        { "DenyOpen=[::1/200]:22", "DenyOpen" },
+        { "DenyOpen=db/internal:22", "DenyOpen" },
+        { "PermitOpen=[::1:22", "PermitOpen" },
         { "Bogus=1", "Bogus" },
 };
 
@@ -260,6 +284,36 @@ START_TEST(test_server_bad_values) {
         ck_assert_uint_eq(p.items[0].line, 2);
         ck_assert_str_eq(p.items[0].field, bad_server[_i].field);
         ck_assert_uint_eq(c.server.n_listen, 0);
+        load_problems_done(&p);
+        daemon_config_done(&c);
+}
+END_TEST
+
+/* An unusable PermitOpen=/DenyOpen= entry fails closed, like OutboundProxy=. */
+START_TEST(test_server_policy_fails_closed) {
+        DaemonConfig c;
+        LoadProblems p = {};
+
+        parse(&c, "[Server]\nDenyOpen=10.0.0.0/8:*\nDenyOpen=10.0.0.0/33:*\n", &p);
+        ck_assert_uint_eq(p.n, 1);
+        ck_assert_ptr_nonnull(strstr(p.items[0].reason, "every channel is refused"));
+        ck_assert(c.server.policy_invalid);
+        ck_assert(server_config_fails_closed(&c.server, "DenyOpen"));
+        ck_assert(!server_config_fails_closed(&c.server, "MaxAuthTries"));
+        ck_assert_str_eq(c.server.deny_open[0], "10.0.0.0/8:*");
+        ck_assert_ptr_null(c.server.deny_open[1]);
+        load_problems_done(&p);
+        daemon_config_done(&c);
+
+        parse(&c, "[Server]\nPermitOpen=db.internal:99999\n", &p);
+        ck_assert(c.server.policy_invalid);
+        ck_assert_ptr_null(c.server.permit_open); /* which alone would permit anything */
+        load_problems_done(&p);
+        daemon_config_done(&c);
+
+        parse(&c, "[Server]\nMaxAuthTries=0\nPermitOpen=db.internal:5432\n", &p);
+        ck_assert_uint_eq(p.n, 1);
+        ck_assert(!c.server.policy_invalid);
         load_problems_done(&p);
         daemon_config_done(&c);
 }
@@ -597,6 +651,7 @@ int main(void) {
         tcase_add_test(tc, test_load_dropins);
         tcase_add_test(tc, test_server_section);
         tcase_add_test(tc, test_server_outbound_proxy_fails_closed);
+        tcase_add_test(tc, test_server_policy_fails_closed);
         tcase_add_loop_test(tc, test_server_same_source, 0, ELEMENTSOF(sources));
         tcase_add_loop_test(tc, test_server_bad_values, 0, ELEMENTSOF(bad_server));
         tcase_add_loop_test(tc, test_server_policy, 0, ELEMENTSOF(policy));

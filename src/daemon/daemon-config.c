@@ -97,8 +97,8 @@ static int config_assignment(const char *section, const char *key, const char *v
                         return r;
                 if (r < 0)
                         return load_problems_add(st->problems, st->file, line, key, reason,
-                                                 c->server.outbound_proxy_invalid && streq(key, "OutboundProxy") ?
-                                                         "fix it and reload" : "ignored");
+                                                 server_config_fails_closed(&c->server, key) ? "fix it and reload"
+                                                                                             : "ignored");
                 return 0;
         }
         if (!streq(section, "Control")) {

@@ -194,6 +194,16 @@ static int append(char ***list, const char *value) {
         return 0;
 }
 
+static bool policy_entry_valid(const char *entry);
+
+bool server_config_fails_closed(const ServerConfig *c, const char *key) {
+        if (streq(key, "OutboundProxy"))
+                return c->outbound_proxy_invalid;
+        if (streq(key, "PermitOpen") || streq(key, "DenyOpen"))
+                return c->policy_invalid;
+        return false;
+}
+
 int server_config_set(ServerConfig *c, const char *key, const char *value, char *reason, size_t size) {
         c->seen = true;
 
@@ -295,8 +305,14 @@ int server_config_set(ServerConfig *c, const char *key, const char *value, char 
                         *l = strv_free(*l);
                         return 0;
                 }
-                if (!strchr(value, ':')) {
-                        snprintf(reason, size, "not HOST-PATTERN:PORTS or CIDR:PORTS: %s", value);
+                /* Fails closed: without a DenyOpen= entry its destinations would be open,
+                 * without the only PermitOpen= entry every destination would. */
+                if (!policy_entry_valid(value)) {
+                        c->policy_invalid = true;
+                        snprintf(reason, size,
+                                 "not HOST-GLOB:PORTS, CIDR:PORTS or [IPV6-CIDR]:PORTS with PORTS *, N or N-M: %s; "
+                                 "every channel is refused, none goes direct",
+                                 value);
                         return -EINVAL;
                 }
                 return append(l, value);
@@ -457,57 +473,105 @@ static void cidr_unmap(SshCidr *c) {
         c->prefix -= 96;
 }
 
-static bool policy_entry_matches(const char *entry, const PolicyReading *r, uint16_t port) {
-        char pattern[300];
-        const char *ports, *colon;
+/* One PermitOpen=/DenyOpen= entry: "HOST-GLOB:PORTS", "CIDR:PORTS" or "[IPv6 CIDR]:PORTS",
+ * PORTS "*", "N" or "N-M" (1..65535). */
+typedef struct PolicyEntry {
+        char pattern[RESOLVE_HOST_MAX + 2]; /* a glob, without one trailing dot */
+        bool is_cidr;
+        SshCidr cidr; /* IPv4-mapped IPv6 ranges as IPv4 */
         unsigned long lo, hi;
+} PolicyEntry;
+
+static int parse_port_number(const char *s, char **end, unsigned long *ret) {
+        if (*s < '0' || *s > '9')
+                return -EINVAL;
+        errno = 0;
+        *ret = strtoul(s, end, 10);
+        return errno || *ret < 1 || *ret > 65535 ? -EINVAL : 0;
+}
+
+/* Strict: every entry the daemon keeps parses, so none can silently match nothing. */
+static int policy_entry_parse(const char *entry, PolicyEntry *ret) {
+        const char *ports, *colon;
+        bool bracketed = entry[0] == '[';
         char *end;
-        SshCidr cidr;
         size_t n;
 
-        if (entry[0] == '[') {
+        *ret = (PolicyEntry) {};
+        if (bracketed) {
                 /* "[v6]:ports" or "[v6]/prefix:ports" */
                 const char *close = strchr(entry, ']');
-                size_t extra = 0;
+                size_t extra;
 
                 if (!close)
-                        return false;
-                if (close[1] == '/')
-                        extra = strcspn(close + 1, ":");
+                        return -EINVAL;
+                extra = close[1] == '/' ? strcspn(close + 1, ":") : 0;
                 if (close[1 + extra] != ':')
-                        return false;
+                        return -EINVAL;
                 n = (size_t) (close - entry - 1);
-                if (n + extra >= sizeof pattern)
-                        return false;
-                memcpy(pattern, entry + 1, n);
-                memcpy(pattern + n, close + 1, extra);
+                if (n + extra >= sizeof ret->pattern)
+                        return -EINVAL;
+                memcpy(ret->pattern, entry + 1, n);
+                memcpy(ret->pattern + n, close + 1, extra);
                 n += extra;
                 ports = close + 2 + extra;
         } else {
                 colon = strrchr(entry, ':');
                 if (!colon)
-                        return false;
+                        return -EINVAL;
                 n = (size_t) (colon - entry);
-                if (n >= sizeof pattern)
-                        return false;
-                memcpy(pattern, entry, n);
+                if (n >= sizeof ret->pattern)
+                        return -EINVAL;
+                memcpy(ret->pattern, entry, n);
                 ports = colon + 1;
         }
-        pattern[n] = '\0';
+        ret->pattern[n] = '\0';
+        if (n == 0)
+                return -EINVAL;
 
-        if (!streq(ports, "*")) {
-                errno = 0;
-                lo = strtoul(ports, &end, 10);
-                hi = lo;
-                if (*end == '-')
-                        hi = strtoul(end + 1, &end, 10);
-                if (errno || *end || port < lo || port > hi)
-                        return false;
+        if (streq(ports, "*")) {
+                ret->lo = 1;
+                ret->hi = 65535;
+        } else {
+                if (parse_port_number(ports, &end, &ret->lo) < 0)
+                        return -EINVAL;
+                ret->hi = ret->lo;
+                if (*end == '-' && parse_port_number(end + 1, &end, &ret->hi) < 0)
+                        return -EINVAL;
+                if (*end || ret->hi < ret->lo)
+                        return -EINVAL;
         }
-        if (ssh_cidr_parse(pattern, &cidr) >= 0) {
+
+        if (ssh_cidr_parse(ret->pattern, &ret->cidr) >= 0) {
+                /* An IPv6 range is written in brackets, an IPv4 one is not. */
+                if ((ret->cidr.family == AF_INET6) != bracketed)
+                        return -EINVAL;
+                cidr_unmap(&ret->cidr);
+                ret->is_cidr = true;
+                return 0;
+        }
+        /* Not an address or range: a host glob, which has no brackets, slashes or colons. */
+        if (bracketed || strpbrk(ret->pattern, "/:[]"))
+                return -EINVAL;
+        if (n > 1 && ret->pattern[n - 1] == '.')
+                ret->pattern[n - 1] = '\0';
+        return 0;
+}
+
+static bool policy_entry_valid(const char *entry) {
+        PolicyEntry e;
+
+        return policy_entry_parse(entry, &e) >= 0;
+}
+
+static bool policy_entry_matches(const char *entry, const PolicyReading *r, uint16_t port) {
+        PolicyEntry e;
+
+        if (policy_entry_parse(entry, &e) < 0 || port < e.lo || port > e.hi)
+                return false; /* not kept at load time */
+        if (e.is_cidr) {
                 struct sockaddr_storage sa = {};
 
-                cidr_unmap(&cidr);
                 if (r->family == AF_INET) {
                         sa.ss_family = AF_INET;
                         memcpy(&((struct sockaddr_in *) &sa)->sin_addr, r->addr, 4);
@@ -516,11 +580,9 @@ static bool policy_entry_matches(const char *entry, const PolicyReading *r, uint
                         memcpy(&((struct sockaddr_in6 *) &sa)->sin6_addr, r->addr, 16);
                 } else
                         return false; /* names are matched by name only */
-                return ssh_cidr_match(&cidr, (struct sockaddr *) &sa);
+                return ssh_cidr_match(&e.cidr, (struct sockaddr *) &sa);
         }
-        if (n > 1 && pattern[n - 1] == '.')
-                pattern[n - 1] = '\0';
-        return ssh_pattern_match(r->text, pattern, true);
+        return ssh_pattern_match(r->text, e.pattern, true);
 }
 
 static bool any_entry_matches(char *const *list, const PolicyReading *r, uint16_t port) {

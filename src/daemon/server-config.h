@@ -54,6 +54,7 @@ typedef struct ServerConfig {
         char *outbound_proxy;       /* socks5:// or http:// */
         char *ciphers;              /* NULL: SERVER_CIPHERS_DEFAULT */
         bool outbound_proxy_invalid; /* set but unusable: refuse every channel, never go direct */
+        bool policy_invalid;        /* a PermitOpen=/DenyOpen= entry was unusable: likewise */
         bool seen;                  /* a [Server] section was present */
 } ServerConfig;
 
@@ -63,6 +64,9 @@ void server_config_done(ServerConfig *c);
 /* One Key=Value of [Server]. -ENOENT unknown key, -EINVAL bad value (*ret_reason set,
  * a static or snprintf'd string in reason_buf). */
 int server_config_set(ServerConfig *c, const char *key, const char *value, char *reason_buf, size_t reason_size);
+/* After server_config_set() refused key: whether that made the server refuse every
+ * channel (an unusable OutboundProxy=, PermitOpen= or DenyOpen=) rather than ignore it. */
+bool server_config_fails_closed(const ServerConfig *c, const char *key);
 
 /* "tcp:0.0.0.0:2222", "tls:[::]:443" */
 int server_listen_parse(const char *s, ServerListen *ret);

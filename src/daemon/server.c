@@ -415,8 +415,9 @@ static bool handle_direct(ServerSession *ss, ssh_message msg) {
         if (!host || port <= 0 || port > 65535 || !direct_allowed(ss, host, (uint16_t) port) ||
             relay_set_size(ss->relays) + ss->n_pending >= ss->server->config.max_channels)
                 return false;
-        if (ss->server->config.outbound_proxy_invalid) {
-                log_warning("channel open failed remote_addr=%s reason=proxy-invalid", ss->remote_addr);
+        if (ss->server->config.outbound_proxy_invalid || ss->server->config.policy_invalid) {
+                log_warning("channel open failed remote_addr=%s reason=%s", ss->remote_addr,
+                            ss->server->config.policy_invalid ? "policy-invalid" : "proxy-invalid");
                 return false;
         }
 
@@ -1089,6 +1090,7 @@ static int copy_config(ServerConfig *dst, const ServerConfig *src) {
         dst->gateway_ports = src->gateway_ports;
         dst->stealth = src->stealth;
         dst->outbound_proxy_invalid = src->outbound_proxy_invalid;
+        dst->policy_invalid = src->policy_invalid;
         dst->seen = src->seen;
         for (size_t i = 0; i < src->n_listen && r >= 0; i++) {
                 char spec[128];
