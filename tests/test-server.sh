@@ -347,6 +347,18 @@ proxy_d_refused() { # DESTINATION: the SOCKS open through ssh -D fails (curl 97:
 }
 lines_with() { grep -cF -- "$1" "$2" 2>/dev/null || true; } # STRING FILE
 proxy_log_lines() { count '^channel open failed remote_addr=127\.0\.0\.1 reason=proxy-failed'; }
+# proxy_down_checks KIND FAILURES NAMES: with the proxy stopped, opens through ssh -W and -D
+# are refused, both clients live on, and the log has FAILURES proxy-failed lines since
+# $failed_before, none naming a destination (NAMES, an extended regex).
+proxy_down_checks() {
+        local failures=$2 names=$3 # the eval below runs inside fx_check, with its own $2, $3
+        fx_check "$1 proxy down: ssh -W is refused (channel open failure)" w_refused ok "localhost:$FX_HTTP_PORT"
+        ACCEPTS=$((ACCEPTS + 1))
+        fx_check "$1 proxy down: the SOCKS open through ssh -D fails" proxy_d_refused "localhost:$FX_HTTP_PORT"
+        fx_check "... the daemon and the ssh -D session are alive" kill -0 "$DAEMON_PID" "$SSH_D_PID"
+        fx_check "... each failure is logged, reason=proxy-failed, without the destination" eval \
+                '(( $(proxy_log_lines) == failed_before + failures )) && ! grep "^channel open failed" "$LOG" | grep -E "$names"'
+}
 reload_with() { # [Server] lines on top of the base config
         write_config "$@"
         "${CTL[@]}" reload >/dev/null
@@ -395,13 +407,7 @@ if ((have_proxies)); then
 
         failed_before=$(proxy_log_lines)
         fx_stop "$MS_PID"
-        fx_check "socks5 proxy down: ssh -W is refused (channel open failure)" w_refused ok "localhost:$FX_HTTP_PORT"
-        ACCEPTS=$((ACCEPTS + 1))
-        fx_check "socks5 proxy down: the SOCKS open through ssh -D fails" proxy_d_refused "localhost:$FX_HTTP_PORT"
-        fx_check "... the daemon and the ssh -D session are alive" kill -0 "$DAEMON_PID" "$SSH_D_PID"
-        fx_check "... each failure is logged, reason=proxy-failed, without the destination" eval \
-                '(( $(proxy_log_lines) == failed_before + 2 )) &&
-                ! grep "^channel open failed" "$LOG" | grep -E "localhost|$FX_HTTP_PORT"'
+        proxy_down_checks socks5 2 "localhost|$FX_HTTP_PORT"
         start_microsocks
         fx_check "socks5 proxy back: ssh -W works again without a reload" proxy_w_get localhost
         ACCEPTS=$((ACCEPTS + 1))
@@ -447,13 +453,7 @@ if ((have_proxies)); then
         fx_check "... tinyproxy got it by name and refused it" \
                 fx_wait_until 5 eval '(( $(lines_with "CONNECT localhost:$FX_SINK_PORT HTTP/1.1" "$TP_LOG") == 1 ))'
         fx_stop "$TP_PID"
-        fx_check "http proxy down: ssh -W is refused (channel open failure)" w_refused ok "localhost:$FX_HTTP_PORT"
-        ACCEPTS=$((ACCEPTS + 1))
-        fx_check "http proxy down: the SOCKS open through ssh -D fails" proxy_d_refused "localhost:$FX_HTTP_PORT"
-        fx_check "... the daemon and the ssh -D session are alive" kill -0 "$DAEMON_PID" "$SSH_D_PID"
-        fx_check "... each failure is logged, reason=proxy-failed, without the destination" eval \
-                '(( $(proxy_log_lines) == failed_before + 3 )) &&
-                ! grep "^channel open failed" "$LOG" | grep -E "localhost|$FX_HTTP_PORT|$FX_SINK_PORT"'
+        proxy_down_checks http 3 "localhost|$FX_HTTP_PORT|$FX_SINK_PORT"
 
         # Without OutboundProxy= the server dials directly again.
         reload_with
