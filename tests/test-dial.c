@@ -504,7 +504,9 @@ static void setup(void) {
 static void teardown(void) {
         char cmd[128];
 
-        /* Let blocked lookups finish, so that no thread outlives the test. */
+        /* Let blocked lookups finish, and those waiting behind them run without blocking,
+         * so that no thread outlives the test. */
+        atomic_store(&fake.block, false);
         fake_release(RESOLVE_THREADS_MAX);
         ck_assert_int_eq(resolve_wait_idle(DEADLINE_USEC), 0);
         resolve_set_backend(NULL, NULL);
@@ -749,41 +751,308 @@ START_TEST(test_resolve_cancel_after_answer) {
 }
 END_TEST
 
-/* RESOLVE_THREADS_MAX lookups at once, then -EBUSY; cancelled lookups keep their slot until
- * their thread returns; literals need no slot. */
-START_TEST(test_resolve_thread_cap) {
-        ResolveQuery *q[RESOLVE_THREADS_MAX], *extra = NULL;
-        Answer x[RESOLVE_THREADS_MAX] = {}, y = {}, lit = {};
+/* ---- The thread cap and the wait queue ---- */
+
+static unsigned answer_seq; /* order of callbacks across queries */
+
+typedef struct SeqAnswer {
+        Answer answer;
+        unsigned seq;
+} SeqAnswer;
+
+static void on_seq_answer(int r, ResolvedAddresses *a, void *userdata) {
+        SeqAnswer *x = userdata;
+
+        on_answer(r, a, &x->answer);
+        x->seq = ++answer_seq;
+}
+
+/* Runs the loop until the fake was called n times in all (a lookup thread is inside it). */
+static void wait_fake_calls(unsigned n) {
+        uint64_t end = now_usec() + DEADLINE_USEC;
+
+        while (fake_calls() < n) {
+                ck_assert_msg(now_usec() < end, "only %u lookups started, want %u", fake_calls(), n);
+                ck_assert_int_ge(sd_event_run(e, 1 * USEC_PER_MSEC), 0);
+        }
+        ck_assert_uint_eq(fake_calls(), n);
+}
+
+/* What the fake looked up after its first `skip` calls. */
+static const char *names_after(unsigned skip) {
+        static char copy[sizeof fake.names];
+        const char *p = copy;
+
+        pthread_mutex_lock(&fake.lock);
+        memcpy(copy, fake.names, sizeof copy);
+        pthread_mutex_unlock(&fake.lock);
+        for (unsigned i = 0; i < skip; i++) {
+                p = strchr(p, ' ');
+                ck_assert_ptr_nonnull(p);
+                p++;
+        }
+        return p;
+}
+
+/* Takes every thread slot with a lookup of "slow<i>.test" that blocks in the fake. */
+static void fill_threads(ResolveQuery *q[RESOLVE_THREADS_MAX], Answer x[RESOLVE_THREADS_MAX]) {
+        char name[32];
 
         fake_install();
         atomic_store(&fake.block, true);
-        fake_add(AF_INET, "127.0.0.1", 22);
-        for (unsigned i = 0; i < RESOLVE_THREADS_MAX; i++)
-                ck_assert_int_eq(resolve_start(e, "slow.test", 22, on_answer, &x[i], &q[i]), 0);
+        if (fake.n_addrs == 0)
+                fake_add(AF_INET, "127.0.0.1", 22);
+        for (unsigned i = 0; i < RESOLVE_THREADS_MAX; i++) {
+                snprintf(name, sizeof name, "slow%u.test", i);
+                ck_assert_int_eq(resolve_start(e, name, 22, on_answer, &x[i], &q[i]), 0);
+        }
         ck_assert_uint_eq(resolve_threads_running(), RESOLVE_THREADS_MAX);
-        ck_assert_int_eq(resolve_start(e, "one-more.test", 22, on_answer, &y, &extra), -EBUSY);
-        ck_assert_ptr_null(extra);
-        q[0] = resolve_query_cancel(q[0]);
-        ck_assert_int_eq(resolve_start(e, "one-more.test", 22, on_answer, &y, &extra), -EBUSY);
+        wait_fake_calls(RESOLVE_THREADS_MAX);
+}
+
+/* Lets the blocked lookups and all that wait behind them finish, and checks the answers
+ * of the blocked ones. */
+static void drain_threads(Answer x[RESOLVE_THREADS_MAX]) {
+        atomic_store(&fake.block, false);
+        fake_release(RESOLVE_THREADS_MAX);
+        ck_assert_int_eq(resolve_wait_idle(DEADLINE_USEC), 0);
+        for (unsigned i = 0; i < RESOLVE_THREADS_MAX; i++) {
+                run_until(&x[i].done);
+                ck_assert_uint_eq(x[i].calls, 1);
+                ck_assert_int_eq(x[i].r, 0);
+                answer_done(&x[i]);
+        }
+}
+
+/* With every thread busy, more lookups wait without calling back, literals still need no
+ * slot, and the waiting ones start in the order they came, as threads free up, on the
+ * threads that are already there. */
+START_TEST(test_resolve_queue_fifo) {
+        ResolveQuery *q[RESOLVE_THREADS_MAX], *w[8];
+        Answer x[RESOLVE_THREADS_MAX] = {}, lit = {};
+        SeqAnswer y[ELEMENTSOF(w)] = {};
+        char name[32], want[128] = "";
+        unsigned answered = 0;
+
+        fill_threads(q, x);
+        for (unsigned i = 0; i < ELEMENTSOF(w); i++) {
+                snprintf(name, sizeof name, "w%u.test", i);
+                w[i] = NULL;
+                ck_assert_int_eq(resolve_start(e, name, 22, on_seq_answer, &y[i], &w[i]), 0);
+                ck_assert_ptr_nonnull(w[i]);
+                ck_assert_uint_eq(resolve_queries_waiting(), i + 1);
+                snprintf(want + strlen(want), sizeof want - strlen(want), "%s ", name);
+        }
+        ck_assert_uint_eq(resolve_threads_running(), RESOLVE_THREADS_MAX);
+        run_for(50 * USEC_PER_MSEC);
+        for (unsigned i = 0; i < ELEMENTSOF(w); i++)
+                ck_assert_uint_eq(y[i].answer.calls, 0);
+        ck_assert_uint_eq(fake_calls(), RESOLVE_THREADS_MAX);
+
         ck_assert_int_eq(resolve_start(e, "::1", 22, on_answer, &lit, NULL), 0);
         run_until(&lit.done);
         ck_assert_int_eq(lit.r, 0);
         answer_done(&lit);
 
+        /* One thread comes back; the rest stay blocked, so that one runs every waiting
+         * lookup, one after the other, and their answers come in that order. */
+        atomic_store(&fake.block, false);
+        fake_release(1);
+        run_until(&y[ELEMENTSOF(w) - 1].answer.done);
+        ck_assert_str_eq(names_after(RESOLVE_THREADS_MAX), want);
+        for (unsigned i = 0; i < ELEMENTSOF(w); i++) {
+                ck_assert_uint_eq(y[i].answer.calls, 1);
+                ck_assert_int_eq(y[i].answer.r, 0);
+                ck_assert_uint_eq(y[i].answer.a->n, 1);
+                if (i > 0)
+                        ck_assert_uint_gt(y[i].seq, y[i - 1].seq);
+                answer_done(&y[i].answer);
+        }
+        ck_assert_uint_eq(resolve_queries_waiting(), 0);
+        ck_assert_uint_eq(resolve_threads_running(), RESOLVE_THREADS_MAX - 1);
+        for (unsigned i = 0; i < RESOLVE_THREADS_MAX; i++)
+                answered += x[i].calls;
+        ck_assert_uint_eq(answered, 1);
+
+        drain_threads(x);
+        ck_assert_uint_eq(fake_calls(), RESOLVE_THREADS_MAX + ELEMENTSOF(w));
+}
+END_TEST
+
+/* A waiting lookup that is cancelled leaves the queue, is never looked up and never calls
+ * back. A running one that is cancelled keeps its thread slot until the fake returns:
+ * nothing waiting starts before. */
+START_TEST(test_resolve_queue_cancel) {
+        ResolveQuery *q[RESOLVE_THREADS_MAX], *w[3];
+        Answer x[RESOLVE_THREADS_MAX] = {}, y[ELEMENTSOF(w)] = {};
+        char name[32];
+
+        fill_threads(q, x);
+        for (unsigned i = 0; i < ELEMENTSOF(w); i++) {
+                snprintf(name, sizeof name, "w%u.test", i);
+                ck_assert_int_eq(resolve_start(e, name, 22, on_answer, &y[i], &w[i]), 0);
+        }
+        ck_assert_uint_eq(resolve_queries_waiting(), 3);
+
+        w[1] = resolve_query_cancel(w[1]);
+        ck_assert_uint_eq(resolve_queries_waiting(), 2);
+
+        q[0] = resolve_query_cancel(q[0]);
+        run_for(50 * USEC_PER_MSEC);
+        ck_assert_uint_eq(resolve_threads_running(), RESOLVE_THREADS_MAX);
+        ck_assert_uint_eq(resolve_queries_waiting(), 2);
+        ck_assert_uint_eq(fake_calls(), RESOLVE_THREADS_MAX);
+        for (unsigned i = 0; i < ELEMENTSOF(w); i++)
+                ck_assert_uint_eq(y[i].calls, 0);
+
+        /* Whichever lookup comes back, its thread runs w0 and then w2. */
+        atomic_store(&fake.block, false);
+        fake_release(1);
+        run_until(&y[2].done);
+        ck_assert_str_eq(names_after(RESOLVE_THREADS_MAX), "w0.test w2.test ");
+        ck_assert(y[0].done);
+        ck_assert_int_eq(y[0].r, 0);
+        answer_done(&y[0]);
+        ck_assert_int_eq(y[2].r, 0);
+        answer_done(&y[2]);
+
         fake_release(RESOLVE_THREADS_MAX);
-        for (unsigned i = 1; i < RESOLVE_THREADS_MAX; i++)
-                run_until(&x[i].done);
+        ck_assert_int_eq(resolve_wait_idle(DEADLINE_USEC), 0);
         for (unsigned i = 1; i < RESOLVE_THREADS_MAX; i++) {
+                run_until(&x[i].done);
+                ck_assert_uint_eq(x[i].calls, 1);
+                answer_done(&x[i]);
+        }
+        run_for(50 * USEC_PER_MSEC);
+        ck_assert_uint_eq(x[0].calls, 0);
+        ck_assert_uint_eq(y[1].calls, 0);
+        ck_assert_uint_eq(y[0].calls, 1);
+        ck_assert_uint_eq(y[2].calls, 1);
+        ck_assert_uint_eq(fake_calls(), RESOLVE_THREADS_MAX + 2);
+}
+END_TEST
+
+/* RESOLVE_QUEUE_MAX lookups wait at most, then -EBUSY; a cancelled one makes room. */
+START_TEST(test_resolve_queue_bound) {
+        static ResolveQuery *w[RESOLVE_QUEUE_MAX];
+        ResolveQuery *q[RESOLVE_THREADS_MAX], *extra = NULL;
+        Answer x[RESOLVE_THREADS_MAX] = {}, y = {}, lit = {};
+
+        fill_threads(q, x);
+        for (unsigned i = 0; i < RESOLVE_QUEUE_MAX; i++)
+                ck_assert_int_eq(resolve_start(e, "waiting.test", 22, on_answer, &y, &w[i]), 0);
+        ck_assert_uint_eq(resolve_queries_waiting(), RESOLVE_QUEUE_MAX);
+        ck_assert_int_eq(resolve_start(e, "one-more.test", 22, on_answer, &y, &extra), -EBUSY);
+        ck_assert_ptr_null(extra);
+        ck_assert_int_eq(resolve_start(e, "::1", 22, on_answer, &lit, NULL), 0);
+        run_until(&lit.done);
+        answer_done(&lit);
+
+        w[7] = resolve_query_cancel(w[7]);
+        ck_assert_int_eq(resolve_start(e, "one-more.test", 22, on_answer, &y, &w[7]), 0);
+        ck_assert_int_eq(resolve_start(e, "one-more.test", 22, on_answer, &y, &extra), -EBUSY);
+
+        for (unsigned i = 0; i < RESOLVE_QUEUE_MAX; i++)
+                w[i] = resolve_query_cancel(w[i]);
+        ck_assert_uint_eq(resolve_queries_waiting(), 0);
+        ck_assert_uint_eq(resolve_threads_running(), RESOLVE_THREADS_MAX);
+        drain_threads(x);
+        run_for(50 * USEC_PER_MSEC);
+        ck_assert_uint_eq(y.calls, 0);
+        ck_assert_uint_eq(fake_calls(), RESOLVE_THREADS_MAX);
+}
+END_TEST
+
+/* The burst that used to fail: a browser behind `ssh -D` opening 50 connections to as many
+ * names at once. Every lookup is answered. */
+START_TEST(test_resolve_burst) {
+        Answer x[50] = {};
+        char name[32];
+
+        fake_install();
+        atomic_store(&fake.block, true);
+        fake_add(AF_INET, "127.0.0.1", 22);
+        for (unsigned i = 0; i < ELEMENTSOF(x); i++) {
+                snprintf(name, sizeof name, "host%u.test", i);
+                ck_assert_int_eq(resolve_start(e, name, 22, on_answer, &x[i], NULL), 0);
+        }
+        ck_assert_uint_eq(resolve_threads_running(), RESOLVE_THREADS_MAX);
+        ck_assert_uint_eq(resolve_queries_waiting(), ELEMENTSOF(x) - RESOLVE_THREADS_MAX);
+        fake_release(ELEMENTSOF(x));
+        for (unsigned i = 0; i < ELEMENTSOF(x); i++) {
+                run_until(&x[i].done);
                 ck_assert_uint_eq(x[i].calls, 1);
                 ck_assert_int_eq(x[i].r, 0);
                 answer_done(&x[i]);
         }
         ck_assert_int_eq(resolve_wait_idle(DEADLINE_USEC), 0);
-        ck_assert_uint_eq(x[0].calls, 0);
+        ck_assert_uint_eq(fake_calls(), ELEMENTSOF(x));
+}
+END_TEST
+
+/* A loop in another thread: its waiting lookup is answered in that thread, by its own
+ * loop, in its turn with the main loop's. */
+typedef struct OtherLoop {
+        atomic_bool queued;
+        atomic_bool go_on;
+        int start_r;
+        Answer answer;
+        pthread_t answered_in;
+        int run_r;
+} OtherLoop;
+
+static void on_other_answer(int r, ResolvedAddresses *a, void *userdata) {
+        OtherLoop *o = userdata;
+
+        o->answered_in = pthread_self();
+        on_answer(r, a, &o->answer);
+}
+
+static void *other_loop_thread(void *p) {
+        OtherLoop *o = p;
+        sd_event *e2 = NULL;
+        uint64_t end = now_usec() + DEADLINE_USEC;
+
+        o->run_r = sd_event_new(&e2);
+        if (o->run_r >= 0)
+                o->start_r = resolve_start(e2, "other-loop.test", 22, on_other_answer, o, NULL);
+        atomic_store(&o->queued, true);
+        while (o->run_r >= 0 && o->start_r >= 0 && !o->answer.done && now_usec() < end)
+                o->run_r = sd_event_run(e2, 10 * USEC_PER_MSEC);
+        sd_event_unref(e2);
+        return NULL;
+}
+
+START_TEST(test_resolve_queue_other_thread) {
+        ResolveQuery *q[RESOLVE_THREADS_MAX];
+        Answer x[RESOLVE_THREADS_MAX] = {}, mine = {};
+        OtherLoop o = {};
+        pthread_t t;
+        uint64_t end = now_usec() + DEADLINE_USEC;
+
+        fill_threads(q, x);
+        ck_assert_int_eq(pthread_create(&t, NULL, other_loop_thread, &o), 0);
+        while (!atomic_load(&o.queued)) {
+                ck_assert_uint_lt(now_usec(), end);
+                (void) poll(NULL, 0, 1);
+        }
+        ck_assert_int_eq(o.start_r, 0);
+        ck_assert_int_eq(resolve_start(e, "this-loop.test", 22, on_answer, &mine, NULL), 0);
+        ck_assert_uint_eq(resolve_queries_waiting(), 2);
+
         atomic_store(&fake.block, false);
-        ck_assert_int_eq(resolve_start(e, "one-more.test", 22, on_answer, &y, NULL), 0);
-        run_until(&y.done);
-        answer_done(&y);
+        fake_release(1);
+        run_until(&mine.done);
+        ck_assert_int_eq(pthread_join(t, NULL), 0);
+        ck_assert_int_ge(o.run_r, 0);
+        ck_assert(o.answer.done);
+        ck_assert_int_eq(o.answer.r, 0);
+        ck_assert(!pthread_equal(o.answered_in, pthread_self()));
+        answer_done(&o.answer);
+        ck_assert_int_eq(mine.r, 0);
+        answer_done(&mine);
+        ck_assert_str_eq(names_after(RESOLVE_THREADS_MAX), "other-loop.test this-loop.test ");
+        drain_threads(x);
 }
 END_TEST
 
@@ -921,18 +1190,68 @@ START_TEST(test_dial_resolve_failed) {
 }
 END_TEST
 
-/* With every lookup slot taken, the dial still reports from the loop, as resolve-failed. */
+/* With every lookup thread busy and the wait queue full, the dial still reports from the
+ * loop, as resolve-failed. */
 START_TEST(test_dial_resolver_busy) {
+        static ResolveQuery *w[RESOLVE_QUEUE_MAX];
         ResolveQuery *q[RESOLVE_THREADS_MAX];
-        Answer x[RESOLVE_THREADS_MAX] = {};
+        Answer x[RESOLVE_THREADS_MAX] = {}, y = {};
 
-        fake_install();
-        atomic_store(&fake.block, true);
-        for (unsigned i = 0; i < RESOLVE_THREADS_MAX; i++)
-                ck_assert_int_eq(resolve_start(e, "slow.test", 22, on_answer, &x[i], &q[i]), 0);
+        fill_threads(q, x);
+        for (unsigned i = 0; i < RESOLVE_QUEUE_MAX; i++)
+                ck_assert_int_eq(resolve_start(e, "waiting.test", 22, on_answer, &y, &w[i]), 0);
         assert_failed(dial("name.test", 22, NULL, 0, 0), -EBUSY, TUNNEL_REASON_RESOLVE_FAILED);
+        for (unsigned i = 0; i < RESOLVE_QUEUE_MAX; i++)
+                w[i] = resolve_query_cancel(w[i]);
         for (unsigned i = 0; i < RESOLVE_THREADS_MAX; i++)
                 q[i] = resolve_query_cancel(q[i]);
+        ck_assert_uint_eq(y.calls, 0);
+}
+END_TEST
+
+/* A dial whose lookup waits for a thread goes on once one frees up. */
+START_TEST(test_dial_queued_connects) {
+        ResolveQuery *q[RESOLVE_THREADS_MAX];
+        Answer x[RESOLVE_THREADS_MAX] = {};
+        DialParams p = { .host = "queued.test", .port = 22 };
+        Outcome o = { .fd = -EBADF };
+        uint16_t port;
+
+        (void) listener(AF_INET, "127.0.0.1", &port);
+        fake_add(AF_INET, "127.0.0.1", port);
+        fill_threads(q, x);
+        ck_assert_int_eq(dial_start(e, &p, on_dialled, &o, NULL), 0);
+        ck_assert_uint_eq(resolve_queries_waiting(), 1);
+        run_for(50 * USEC_PER_MSEC);
+        ck_assert(!o.done);
+
+        atomic_store(&fake.block, false);
+        fake_release(1);
+        run_until(&o.done);
+        ck_assert_int_eq(o.r, 0);
+        keep_fd(o.fd);
+        ck_assert_uint_eq(local_port(o.fd), port);
+        ck_assert_str_eq(names_after(RESOLVE_THREADS_MAX), "queued.test ");
+        drain_threads(x);
+}
+END_TEST
+
+/* The whole-dial timeout covers the wait for a thread: the dial fails as resolve-failed
+ * with -ETIMEDOUT, and its lookup leaves the queue without ever running. */
+START_TEST(test_dial_queued_timeout) {
+        ResolveQuery *q[RESOLVE_THREADS_MAX];
+        Answer x[RESOLVE_THREADS_MAX] = {};
+        uint64_t t;
+
+        fill_threads(q, x);
+        t = now_usec();
+        assert_failed(dial("queued.test", 22, NULL, SHORT_USEC, 0), -ETIMEDOUT, TUNNEL_REASON_RESOLVE_FAILED);
+        ck_assert_uint_ge(now_usec() - t, SHORT_USEC);
+        ck_assert_uint_eq(resolve_queries_waiting(), 0);
+        ck_assert_uint_eq(resolve_threads_running(), RESOLVE_THREADS_MAX);
+        drain_threads(x);
+        ck_assert_uint_eq(fake_calls(), RESOLVE_THREADS_MAX);
+        ck_assert_str_eq(names_after(RESOLVE_THREADS_MAX), "");
 }
 END_TEST
 
@@ -1553,7 +1872,11 @@ static Suite *dial_suite(void) {
         tcase_add_test(tc, test_resolve_address_cap);
         tcase_add_test(tc, test_resolve_cancel_while_running);
         tcase_add_test(tc, test_resolve_cancel_after_answer);
-        tcase_add_test(tc, test_resolve_thread_cap);
+        tcase_add_test(tc, test_resolve_queue_fifo);
+        tcase_add_test(tc, test_resolve_queue_cancel);
+        tcase_add_test(tc, test_resolve_queue_bound);
+        tcase_add_test(tc, test_resolve_burst);
+        tcase_add_test(tc, test_resolve_queue_other_thread);
         suite_add_tcase(s, tc);
 
         tc = tcase_create("dial");
@@ -1564,6 +1887,8 @@ static Suite *dial_suite(void) {
         tcase_add_test(tc, test_dial_timeout);
         tcase_add_test(tc, test_dial_resolve_failed);
         tcase_add_test(tc, test_dial_resolver_busy);
+        tcase_add_test(tc, test_dial_queued_connects);
+        tcase_add_test(tc, test_dial_queued_timeout);
         tcase_add_test(tc, test_dial_address_order);
         tcase_add_test(tc, test_dial_filter_none_refused);
         tcase_add_test(tc, test_dial_filter_some_refused);

@@ -540,7 +540,9 @@ int dial_start(sd_event *e, const DialParams *p, DialCallback cb, void *userdata
         if (r == -ENOMEM || r == -EINVAL)
                 return r;
         if (r < 0) {
-                /* -EBUSY, no thread: a failed attempt like any other, reported from the loop. */
+                /* -EBUSY (the lookup queue is full) or no thread: a failed attempt like any
+                 * other, reported from the loop. A lookup that waits for a thread instead is
+                 * still under the deadline above, which cancels it out of the queue. */
                 d->deferred_error = r;
                 d->deferred_reason = TUNNEL_REASON_RESOLVE_FAILED;
                 r = sd_event_add_defer(e, &d->defer, on_defer, d);

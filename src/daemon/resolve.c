@@ -1,48 +1,109 @@
-/* Name resolution off the event loop: a detached thread per lookup runs getaddrinfo() and
- * signals an eventfd that the loop watches; IP literals are answered from a defer source. */
+/* Name resolution off the event loop: getaddrinfo() in detached worker threads, at most
+ * RESOLVE_THREADS_MAX at once; lookups beyond that wait in one process-wide FIFO, and a
+ * worker that finishes takes the next one itself. Answers reach each sd_event through one
+ * eventfd per loop; IP literals are answered from a defer source. */
 #include <arpa/inet.h>
 #include <assert.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <sys/eventfd.h>
 #include <time.h>
 
 #include "resolve.h"
 
-/* What the worker thread and the loop share. Two references at the start, one each; the
- * last one to let go frees it, so cancelling never waits for the thread. The thread writes
- * error/result, then sets done (release), then signals efd; the loop reads them only after
- * it saw done (acquire). The thread never touches the loop or the ResolveQuery. */
-typedef struct ResolveJob {
-        atomic_uint n_ref;
-        atomic_bool done;
+typedef enum QueryState {
+        QUERY_IDLE,    /* on no list and no thread has it: a literal, or one being set up */
+        QUERY_WAITING, /* in the wait queue */
+        QUERY_RUNNING, /* a worker thread is looking it up */
+        QUERY_DONE,    /* answered, on its loop's done list */
+} QueryState;
+
+/* What one sd_event hears from the worker threads. efd is a semaphore: one count per
+ * answer, and one answer taken per dispatch, like one io source per query would. It lives
+ * while the loop has lookups that may still call back (n_queries); only the loop's own
+ * thread creates, counts and frees it, a worker only appends to done and signals efd, both
+ * under the lock, and only for a query that is not cancelled. */
+typedef struct ResolveLoop ResolveLoop;
+struct ResolveLoop {
+        sd_event *event; /* kept alive by source */
+        sd_event_source *source;
         int efd;
+        unsigned n_queries;                  /* waiting, running (not cancelled), done */
+        ResolveQuery *done_head, *done_tail; /* under lock */
+        ResolveLoop *prev, *next;            /* in loops, under lock */
+};
+
+/* A literal only uses result, defer, cb and userdata. For a lookup, state, cancelled and the
+ * list links are under the lock. host to freeai are set before the lookup starts and only
+ * read afterwards. The worker writes error and result before it moves the query to
+ * QUERY_DONE; the loop reads them after it took the query off the done list, so the lock
+ * orders both. A cancelled running query belongs to its thread, which frees it when
+ * getaddrinfo() returns and never touches the loop for it. */
+struct ResolveQuery {
+        QueryState state;
+        bool cancelled;
+        ResolveQuery *prev, *next; /* in the wait queue, or in loop->done */
+        ResolveLoop *loop;         /* NULL for a literal */
+
         char *host;
         char service[sizeof("65535")];
         ResolveGetaddrinfoFunc gai;
         ResolveFreeaddrinfoFunc freeai;
+
         int error;
         ResolvedAddresses *result;
-} ResolveJob;
 
-struct ResolveQuery {
-        ResolveJob *job;          /* NULL when answered without a thread */
-        sd_event_source *source;  /* io on job->efd, or the defer source of a literal */
-        ResolvedAddresses *result; /* the literal's answer */
+        sd_event_source *defer; /* a literal's */
         ResolveCallback cb;
         void *userdata;
 };
 
-/* Running lookup threads, process-wide (the cap must hold across all loops and queries). */
-static pthread_mutex_t threads_lock = PTHREAD_MUTEX_INITIALIZER;
+/* Process-wide: the caps must hold across all loops and queries. */
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t threads_idle = PTHREAD_COND_INITIALIZER;
 static unsigned n_threads;
+/* Not waiting while a thread slot is free: a lookup only waits when all are taken, and a
+ * finishing worker hands its slot to the head before it gives one back. (A slot that a
+ * failed pthread_create() gives back may leave one waiting for a moment: see
+ * resolve_start_lookup().) */
+static ResolveQuery *waiting_head, *waiting_tail;
+static unsigned n_waiting;
+static ResolveLoop *loops;
 
-/* Test backend; only read by resolve_start(), which copies it into the job. */
+/* Test backend; only read by resolve_start(), which copies it into the query. */
 static ResolveGetaddrinfoFunc backend_gai;
 static ResolveFreeaddrinfoFunc backend_freeai;
+
+static void fifo_append(ResolveQuery **head, ResolveQuery **tail, ResolveQuery *q) {
+        q->next = NULL;
+        q->prev = *tail;
+        if (*tail)
+                (*tail)->next = q;
+        else
+                *head = q;
+        *tail = q;
+}
+
+static void fifo_remove(ResolveQuery **head, ResolveQuery **tail, ResolveQuery *q) {
+        if (q->prev)
+                q->prev->next = q->next;
+        else
+                *head = q->next;
+        if (q->next)
+                q->next->prev = q->prev;
+        else
+                *tail = q->prev;
+        q->prev = q->next = NULL;
+}
+
+static ResolveQuery *fifo_pop(ResolveQuery **head, ResolveQuery **tail) {
+        ResolveQuery *q = *head;
+
+        if (q)
+                fifo_remove(head, tail, q);
+        return q;
+}
 
 ResolvedAddresses *resolved_addresses_free(ResolvedAddresses *a) {
         free(a);
@@ -51,18 +112,6 @@ ResolvedAddresses *resolved_addresses_free(ResolvedAddresses *a) {
 
 static ResolvedAddresses *resolved_addresses_new(size_t n) {
         return calloc(1, sizeof(ResolvedAddresses) + n * sizeof(ResolvedAddress));
-}
-
-static ResolveJob *resolve_job_unref(ResolveJob *j) {
-        if (!j)
-                return NULL;
-        if (atomic_fetch_sub_explicit(&j->n_ref, 1, memory_order_acq_rel) != 1)
-                return NULL;
-        safe_close(j->efd);
-        free(j->host);
-        resolved_addresses_free(j->result);
-        free(j);
-        return NULL;
 }
 
 static int eai_to_errno(int eai, int saved_errno) {
@@ -114,27 +163,7 @@ static int addresses_from_addrinfo(const struct addrinfo *ai, ResolvedAddresses 
         return 0;
 }
 
-static int thread_slot_acquire(void) {
-        int r = 0;
-
-        pthread_mutex_lock(&threads_lock);
-        if (n_threads >= RESOLVE_THREADS_MAX)
-                r = -EBUSY;
-        else
-                n_threads++;
-        pthread_mutex_unlock(&threads_lock);
-        return r;
-}
-
-static void thread_slot_release(void) {
-        pthread_mutex_lock(&threads_lock);
-        n_threads--;
-        pthread_cond_broadcast(&threads_idle);
-        pthread_mutex_unlock(&threads_lock);
-}
-
-static void *resolve_thread(void *p) {
-        ResolveJob *j = p;
+static void query_lookup(ResolveQuery *q) {
         struct addrinfo hints = {
                 .ai_family = AF_UNSPEC,
                 .ai_socktype = SOCK_STREAM,
@@ -145,27 +174,112 @@ static void *resolve_thread(void *p) {
         int r;
 
         errno = 0;
-        r = j->gai(j->host, j->service, &hints, &ai);
+        r = q->gai(q->host, q->service, &hints, &ai);
         if (r != 0)
-                j->error = eai_to_errno(r, errno);
+                q->error = eai_to_errno(r, errno);
         else {
-                j->error = addresses_from_addrinfo(ai, &j->result);
-                j->freeai(ai);
+                q->error = addresses_from_addrinfo(ai, &q->result);
+                q->freeai(ai);
         }
+}
 
-        atomic_store_explicit(&j->done, true, memory_order_release);
-        /* Cannot fail short of a bug: the counter is far from overflowing. */
-        (void) eventfd_write(j->efd, 1);
-        resolve_job_unref(j);
-        thread_slot_release();
+/* Frees what the query holds; it must be on no list, and no thread may have it. */
+static void query_destroy(ResolveQuery *q) {
+        if (!q)
+                return;
+        sd_event_source_disable_unref(q->defer);
+        resolved_addresses_free(q->result);
+        free(q->host);
+        free(q);
+}
+
+/* The slot of a thread whose lookup returned goes straight to the query that waited
+ * longest, and the thread runs that one too: no loop has to be woken to start it, also
+ * when the lookup that returned was cancelled, and no thread is created for it. A
+ * cancelled query keeps its slot until getaddrinfo() returns, so a resolver that hangs
+ * cannot make us pile up threads: lookups wait instead. */
+static void *resolve_thread(void *p) {
+        ResolveQuery *q = p;
+
+        while (q) {
+                ResolveQuery *cancelled = NULL;
+
+                query_lookup(q);
+
+                pthread_mutex_lock(&lock);
+                if (q->cancelled)
+                        cancelled = q;
+                else {
+                        q->state = QUERY_DONE;
+                        fifo_append(&q->loop->done_head, &q->loop->done_tail, q);
+                        /* Cannot fail short of a bug: the counter is far from overflowing. */
+                        (void) eventfd_write(q->loop->efd, 1);
+                }
+                q = fifo_pop(&waiting_head, &waiting_tail);
+                if (q) {
+                        n_waiting--;
+                        q->state = QUERY_RUNNING;
+                } else {
+                        n_threads--;
+                        pthread_cond_broadcast(&threads_idle);
+                }
+                pthread_mutex_unlock(&lock);
+
+                query_destroy(cancelled);
+        }
         return NULL;
 }
 
+static ResolveLoop *resolve_loop_unref(ResolveLoop *l) {
+        if (!l || --l->n_queries > 0)
+                return NULL;
+
+        /* No query of this loop is left that a worker could answer: nothing writes efd. */
+        assert(!l->done_head);
+        pthread_mutex_lock(&lock);
+        LIST_REMOVE(loops, l);
+        pthread_mutex_unlock(&lock);
+        sd_event_source_disable_unref(l->source);
+        safe_close(l->efd);
+        free(l);
+        return NULL;
+}
+
+/* Takes the query off the list it is on. Returns true when a worker thread still has it
+ * and so frees it. */
+static bool query_detach(ResolveQuery *q) {
+        bool thread_has_it = false;
+
+        if (!q->loop)
+                return false;
+        pthread_mutex_lock(&lock);
+        switch (q->state) {
+        case QUERY_IDLE:
+                break;
+        case QUERY_WAITING:
+                fifo_remove(&waiting_head, &waiting_tail, q);
+                n_waiting--;
+                break;
+        case QUERY_RUNNING:
+                q->cancelled = true;
+                thread_has_it = true;
+                break;
+        case QUERY_DONE:
+                fifo_remove(&q->loop->done_head, &q->loop->done_tail, q);
+                break;
+        }
+        q->state = QUERY_IDLE;
+        pthread_mutex_unlock(&lock);
+        return thread_has_it;
+}
+
+/* Cancels, or frees an answered query. */
 static void resolve_query_free(ResolveQuery *q) {
-        sd_event_source_disable_unref(q->source);
-        resolve_job_unref(q->job);
-        resolved_addresses_free(q->result);
-        free(q);
+        ResolveLoop *l = q->loop; /* read first: once detached, a thread may free q */
+
+        if (!query_detach(q))
+                query_destroy(q);
+        resolve_loop_unref(l);
 }
 
 ResolveQuery *resolve_query_cancel(ResolveQuery *q) {
@@ -184,19 +298,62 @@ static void resolve_query_complete(ResolveQuery *q, int r, ResolvedAddresses *a)
         cb(r, a, userdata);
 }
 
-static int on_job_done(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
-        ResolveQuery *q = userdata;
-        ResolvedAddresses *a;
+static int on_loop_answer(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        ResolveLoop *l = userdata;
+        ResolveQuery *q;
         eventfd_t v;
-        int r;
 
         (void) eventfd_read(fd, &v);
-        if (!atomic_load_explicit(&q->job->done, memory_order_acquire))
-                return 0;
+        pthread_mutex_lock(&lock);
+        q = fifo_pop(&l->done_head, &l->done_tail);
+        if (q)
+                q->state = QUERY_IDLE;
+        pthread_mutex_unlock(&lock);
+        /* A count without an answer was for one cancelled after it came in. */
+        if (q)
+                resolve_query_complete(q, q->error, TAKE_PTR(q->result));
+        return 0;
+}
 
-        r = q->job->error;
-        a = TAKE_PTR(q->job->result);
-        resolve_query_complete(q, r, a);
+/* The loop's ResolveLoop, created on its first lookup, with one more query counted. Only
+ * e's thread creates or frees the one for e, so it cannot go away between the search and
+ * the count. */
+static int resolve_loop_ref(sd_event *e, ResolveLoop **ret) {
+        ResolveLoop *l;
+        int r;
+
+        pthread_mutex_lock(&lock);
+        for (l = loops; l && l->event != e; l = l->next)
+                ;
+        pthread_mutex_unlock(&lock);
+        if (l) {
+                l->n_queries++;
+                *ret = l;
+                return 0;
+        }
+
+        l = calloc(1, sizeof(ResolveLoop));
+        if (!l)
+                return -ENOMEM;
+        l->event = e;
+        l->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK | EFD_SEMAPHORE);
+        if (l->efd < 0) {
+                r = -errno;
+                free(l);
+                return r;
+        }
+        r = sd_event_add_io(e, &l->source, l->efd, EPOLLIN, on_loop_answer, l);
+        if (r < 0) {
+                safe_close(l->efd);
+                free(l);
+                return r;
+        }
+        (void) sd_event_source_set_description(l->source, "resolve");
+        l->n_queries = 1;
+        pthread_mutex_lock(&lock);
+        LIST_PREPEND(loops, l);
+        pthread_mutex_unlock(&lock);
+        *ret = l;
         return 0;
 }
 
@@ -239,7 +396,7 @@ static int literal_address(const char *host, uint16_t port, ResolvedAddresses **
 
 /* Detached, with every signal blocked: the daemon's signals belong to the loop's signalfd
  * sources, and a lookup thread must never run a handler. */
-static int thread_start(ResolveJob *j) {
+static int thread_start(ResolveQuery *q) {
         pthread_attr_t attr;
         sigset_t all, old;
         int r;
@@ -253,47 +410,52 @@ static int thread_start(ResolveJob *j) {
 
                 sigfillset(&all);
                 pthread_sigmask(SIG_SETMASK, &all, &old);
-                r = pthread_create(&t, &attr, resolve_thread, j);
+                r = pthread_create(&t, &attr, resolve_thread, q);
                 pthread_sigmask(SIG_SETMASK, &old, NULL);
         }
         pthread_attr_destroy(&attr);
         return -r;
 }
 
-static int resolve_start_thread(ResolveQuery *q, sd_event *e, const char *host, uint16_t port) {
-        ResolveJob *j;
-        int r;
+static int resolve_start_lookup(ResolveQuery *q, sd_event *e, const char *host, uint16_t port) {
+        bool start = false;
+        int r = 0;
 
-        j = calloc(1, sizeof(ResolveJob));
-        if (!j)
+        q->host = strdup(host);
+        if (!q->host)
                 return -ENOMEM;
-        atomic_init(&j->n_ref, 1);
-        atomic_init(&j->done, false);
-        j->efd = -EBADF;
-        q->job = j; /* the loop's reference; freed with the query from here on */
+        snprintf(q->service, sizeof q->service, "%u", (unsigned) port);
+        q->gai = backend_gai ?: getaddrinfo;
+        q->freeai = backend_freeai ?: freeaddrinfo;
 
-        j->host = strdup(host);
-        if (!j->host)
-                return -ENOMEM;
-        snprintf(j->service, sizeof j->service, "%u", (unsigned) port);
-        j->gai = backend_gai ?: getaddrinfo;
-        j->freeai = backend_freeai ?: freeaddrinfo;
-
-        j->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-        if (j->efd < 0)
-                return -errno;
-        r = sd_event_add_io(e, &q->source, j->efd, EPOLLIN, on_job_done, q);
+        r = resolve_loop_ref(e, &q->loop);
         if (r < 0)
                 return r;
 
-        r = thread_slot_acquire();
-        if (r < 0)
+        pthread_mutex_lock(&lock);
+        if (n_threads < RESOLVE_THREADS_MAX) {
+                n_threads++;
+                q->state = QUERY_RUNNING;
+                start = true;
+        } else if (n_waiting < RESOLVE_QUEUE_MAX) {
+                fifo_append(&waiting_head, &waiting_tail, q);
+                n_waiting++;
+                q->state = QUERY_WAITING;
+        } else
+                r = -EBUSY;
+        pthread_mutex_unlock(&lock);
+        if (!start)
                 return r;
-        atomic_store(&j->n_ref, 2); /* the thread's reference, handed over on success */
-        r = thread_start(j);
+
+        r = thread_start(q);
         if (r < 0) {
-                atomic_store(&j->n_ref, 1);
-                thread_slot_release();
+                /* Should a lookup of another loop have queued meanwhile, the threads that
+                 * were running then take it. */
+                pthread_mutex_lock(&lock);
+                q->state = QUERY_IDLE;
+                n_threads--;
+                pthread_cond_broadcast(&threads_idle);
+                pthread_mutex_unlock(&lock);
                 return r;
         }
         return 0;
@@ -315,9 +477,9 @@ int resolve_start(sd_event *e, const char *host, uint16_t port, ResolveCallback 
 
         r = literal_address(host, port, &q->result);
         if (r > 0)
-                r = sd_event_add_defer(e, &q->source, on_literal, q);
+                r = sd_event_add_defer(e, &q->defer, on_literal, q);
         else if (r == 0)
-                r = resolve_start_thread(q, e, host, port);
+                r = resolve_start_lookup(q, e, host, port);
         if (r < 0) {
                 resolve_query_free(q);
                 return r;
@@ -331,9 +493,18 @@ int resolve_start(sd_event *e, const char *host, uint16_t port, ResolveCallback 
 unsigned resolve_threads_running(void) {
         unsigned n;
 
-        pthread_mutex_lock(&threads_lock);
+        pthread_mutex_lock(&lock);
         n = n_threads;
-        pthread_mutex_unlock(&threads_lock);
+        pthread_mutex_unlock(&lock);
+        return n;
+}
+
+unsigned resolve_queries_waiting(void) {
+        unsigned n;
+
+        pthread_mutex_lock(&lock);
+        n = n_waiting;
+        pthread_mutex_unlock(&lock);
         return n;
 }
 
@@ -349,12 +520,12 @@ int resolve_wait_idle(uint64_t timeout_usec) {
                 deadline.tv_nsec -= 1000000000L;
         }
 
-        pthread_mutex_lock(&threads_lock);
+        pthread_mutex_lock(&lock);
         while (n_threads > 0 && r == 0)
-                r = pthread_cond_clockwait(&threads_idle, &threads_lock, CLOCK_MONOTONIC, &deadline);
+                r = pthread_cond_clockwait(&threads_idle, &lock, CLOCK_MONOTONIC, &deadline);
         if (n_threads == 0)
                 r = 0;
-        pthread_mutex_unlock(&threads_lock);
+        pthread_mutex_unlock(&lock);
         return r == ETIMEDOUT ? -ETIMEDOUT : -r;
 }
 

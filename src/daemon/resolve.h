@@ -1,5 +1,6 @@
-/* Name resolution that does not block the event loop: getaddrinfo() in a detached worker
- * thread, the answer delivered in the loop; IP literals are answered without a thread. */
+/* Name resolution that does not block the event loop: getaddrinfo() in a few detached worker
+ * threads, with a bounded queue for lookups beyond them, the answer delivered in the loop;
+ * IP literals are answered without a thread. */
 #pragma once
 
 #include <netdb.h>
@@ -10,10 +11,16 @@
 
 #include "macro.h"
 
-/* At most this many lookup threads run at once, process-wide. A cancelled lookup keeps its
- * slot until getaddrinfo() returns, so a resolver that hangs cannot make us pile up
- * threads: resolve_start() fails with -EBUSY instead. */
+/* At most this many lookup threads run at once, process-wide. Further lookups wait, in one
+ * process-wide FIFO, and start as threads finish: a burst of names (a browser opening 50
+ * connections through the server role) is served in turn instead of failing. A cancelled
+ * lookup keeps its slot until getaddrinfo() returns, so a resolver that hangs cannot make
+ * us pile up threads: lookups wait instead, each until its caller's own deadline. */
 #define RESOLVE_THREADS_MAX 16u
+/* At most this many lookups wait for a thread, process-wide; beyond that resolve_start()
+ * fails with -EBUSY. A waiting lookup holds no thread and no fd, only its query (a few
+ * hundred bytes with the name). */
+#define RESOLVE_QUEUE_MAX 1024u
 /* At most this many addresses are kept from one answer (the rest are dropped): a DNS
  * answer is peer-controlled. */
 #define RESOLVE_ADDRESSES_MAX 16u
@@ -39,6 +46,9 @@ typedef struct ResolvedAddresses {
 ResolvedAddresses *resolved_addresses_free(ResolvedAddresses *a);
 DEFINE_POINTER_CLEANUP_FUNC(ResolvedAddresses, resolved_addresses_free);
 
+/* A query is started, cancelled and answered in the thread that runs its sd_event, as
+ * sd-event itself wants; loops in different threads may resolve at once, and share the
+ * threads and the queue. */
 typedef struct ResolveQuery ResolveQuery;
 
 /* Called once, from the event loop, never from inside resolve_start(). The query is already
@@ -58,26 +68,34 @@ typedef void (*ResolveCallback)(int r, ResolvedAddresses *addresses, void *userd
  * on a host whose interfaces have IPv4 only it hides ::1 and every IPv6 answer, and it
  * judges by the interfaces of the moment, while a link may still be coming up. An
  * unusable family costs one fast ENETUNREACH at connect time instead.
- * -EINVAL: empty host, longer than RESOLVE_HOST_MAX, or e or cb missing. -EBUSY: already
- * RESOLVE_THREADS_MAX lookups running. -EAGAIN/-ENOMEM: no thread could be started. */
+ * With RESOLVE_THREADS_MAX lookups running the query waits for a thread; the caller's own
+ * timeout covers the wait (cancelling takes it out of the queue).
+ * -EINVAL: empty host, longer than RESOLVE_HOST_MAX, or e or cb missing. -EBUSY: every
+ * thread busy and RESOLVE_QUEUE_MAX lookups already waiting. -EAGAIN/-ENOMEM: no thread
+ * could be started. Another -errno (-EMFILE, ...): no eventfd for e's first lookup. */
 int resolve_start(sd_event *e, const char *host, uint16_t port, ResolveCallback cb, void *userdata,
                   ResolveQuery **ret);
 
 /* Stops a query that has not called back yet: the callback is never called afterwards and
- * everything is freed, also when the worker thread is still inside getaddrinfo() (it frees
- * its half when it returns and never touches the loop). Accepts NULL; returns NULL. */
+ * everything is freed: a waiting query leaves the queue at once; one whose worker thread is
+ * still inside getaddrinfo() is freed by that thread when it returns (it never touches the
+ * loop for it), and keeps its thread slot until then. Accepts NULL; returns NULL. */
 ResolveQuery *resolve_query_cancel(ResolveQuery *q);
 DEFINE_POINTER_CLEANUP_FUNC(ResolveQuery, resolve_query_cancel);
 
 /* Lookup threads still running, cancelled ones included. */
 unsigned resolve_threads_running(void);
 
+/* Lookups waiting for a thread. */
+unsigned resolve_queries_waiting(void);
+
 /* Waits (blocking: for tests and for a clean exit under valgrind only) until no lookup
- * thread runs any more; -ETIMEDOUT after timeout_usec. */
+ * thread runs any more, so none waits either; -ETIMEDOUT after timeout_usec. */
 int resolve_wait_idle(uint64_t timeout_usec);
 
 /* For tests: the functions the worker threads call instead of getaddrinfo() and
- * freeaddrinfo(); NULL, NULL restores those. Takes effect for queries started afterwards. */
+ * freeaddrinfo(); NULL, NULL restores those. Takes effect for queries started afterwards
+ * (a waiting query keeps the functions of when resolve_start() was called). */
 typedef int (*ResolveGetaddrinfoFunc)(const char *node, const char *service, const struct addrinfo *hints,
                                       struct addrinfo **res);
 typedef void (*ResolveFreeaddrinfoFunc)(struct addrinfo *res);
