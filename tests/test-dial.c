@@ -824,6 +824,62 @@ static void drain_threads(Answer x[RESOLVE_THREADS_MAX]) {
         }
 }
 
+/* Names peers ask for get at most RESOLVE_THREADS_PEER_MAX threads: with those held (a
+ * peer's names whose DNS never answers), the daemon's own lookups still run, and a thread
+ * that frees up takes the daemon's own waiting lookup before a peer's that waited longer. */
+START_TEST(test_resolve_peer_class) {
+        enum { N_PEER = RESOLVE_THREADS_PEER_MAX + 1, N_OWN = RESOLVE_THREADS_MAX - RESOLVE_THREADS_PEER_MAX + 1 };
+        ResolveQuery *p[N_PEER], *o[N_OWN];
+        Answer px[N_PEER] = {}, ox[N_OWN] = {};
+        char name[32];
+
+        fake_install();
+        atomic_store(&fake.block, true);
+        fake_add(AF_INET, "127.0.0.1", 22);
+        ck_assert_int_eq(resolve_start_class(e, "x.test", 22, _RESOLVE_CLASS_MAX, on_answer, &px[0], &p[0]), -EINVAL);
+
+        for (unsigned i = 0; i < N_PEER; i++) {
+                snprintf(name, sizeof name, "peer%u.test", i);
+                ck_assert_int_eq(resolve_start_class(e, name, 22, RESOLVE_PEER, on_answer, &px[i], &p[i]), 0);
+        }
+        /* The last peer lookup waits although threads are free. */
+        ck_assert_uint_eq(resolve_threads_running(), RESOLVE_THREADS_PEER_MAX);
+        ck_assert_uint_eq(resolve_queries_waiting(), 1);
+        wait_fake_calls(RESOLVE_THREADS_PEER_MAX);
+
+        /* The daemon's own take the rest of the threads, then wait too. */
+        for (unsigned i = 0; i < N_OWN; i++) {
+                snprintf(name, sizeof name, "own%u.test", i);
+                ck_assert_int_eq(resolve_start(e, name, 22, on_answer, &ox[i], &o[i]), 0);
+        }
+        ck_assert_uint_eq(resolve_threads_running(), RESOLVE_THREADS_MAX);
+        ck_assert_uint_eq(resolve_queries_waiting(), 2);
+        wait_fake_calls(RESOLVE_THREADS_MAX);
+
+        /* Whichever thread comes back runs the own lookup, not the peer's older one. */
+        fake_release(1);
+        wait_fake_calls(RESOLVE_THREADS_MAX + 1);
+        snprintf(name, sizeof name, "own%u.test ", N_OWN - 1);
+        ck_assert_str_eq(names_after(RESOLVE_THREADS_MAX), name);
+        ck_assert_uint_eq(resolve_queries_waiting(), 1);
+
+        atomic_store(&fake.block, false);
+        fake_release(RESOLVE_THREADS_MAX);
+        ck_assert_int_eq(resolve_wait_idle(DEADLINE_USEC), 0);
+        for (unsigned i = 0; i < N_PEER; i++) {
+                run_until(&px[i].done);
+                ck_assert_int_eq(px[i].r, 0);
+                answer_done(&px[i]);
+        }
+        for (unsigned i = 0; i < N_OWN; i++) {
+                run_until(&ox[i].done);
+                ck_assert_int_eq(ox[i].r, 0);
+                answer_done(&ox[i]);
+        }
+        ck_assert_uint_eq(fake_calls(), N_PEER + N_OWN);
+}
+END_TEST
+
 /* With every thread busy, more lookups wait without calling back, literals still need no
  * slot, and the waiting ones start in the order they came, as threads free up, on the
  * threads that are already there. */
@@ -1140,6 +1196,48 @@ static const struct {
         { AF_INET6, "::1", "::1" },
         { AF_INET, "127.0.0.1", "localhost" }, /* through a lookup thread */
 };
+
+/* A dial for a peer looks its target up as RESOLVE_PEER; through a proxy only the proxy's
+ * name is looked up, which is the daemon's own. */
+START_TEST(test_dial_peer_target_class) {
+        ResolveQuery *q[RESOLVE_THREADS_PEER_MAX];
+        Answer x[RESOLVE_THREADS_PEER_MAX] = {};
+        DialParams p = { .host = "peer-target.test", .port = 22, .peer_target = true };
+        Outcome o = {};
+        Dial *d;
+        char name[32];
+
+        fake_install();
+        atomic_store(&fake.block, true);
+        fake_add(AF_INET, "127.0.0.1", 22);
+        for (unsigned i = 0; i < RESOLVE_THREADS_PEER_MAX; i++) {
+                snprintf(name, sizeof name, "peer%u.test", i);
+                ck_assert_int_eq(resolve_start_class(e, name, 22, RESOLVE_PEER, on_answer, &x[i], &q[i]), 0);
+        }
+        wait_fake_calls(RESOLVE_THREADS_PEER_MAX);
+
+        ck_assert_int_eq(dial_start(e, &p, on_dialled, &o, &d), 0);
+        ck_assert_uint_eq(resolve_queries_waiting(), 1);
+        d = dial_cancel(d);
+        ck_assert_uint_eq(resolve_queries_waiting(), 0);
+
+        p.proxy = "socks5://proxy.test:1080";
+        ck_assert_int_eq(dial_start(e, &p, on_dialled, &o, &d), 0);
+        ck_assert_uint_eq(resolve_queries_waiting(), 0);
+        wait_fake_calls(RESOLVE_THREADS_PEER_MAX + 1);
+        ck_assert_str_eq(names_after(RESOLVE_THREADS_PEER_MAX), "proxy.test ");
+        d = dial_cancel(d);
+
+        atomic_store(&fake.block, false);
+        fake_release(RESOLVE_THREADS_PEER_MAX + 1);
+        ck_assert_int_eq(resolve_wait_idle(DEADLINE_USEC), 0);
+        for (unsigned i = 0; i < RESOLVE_THREADS_PEER_MAX; i++) {
+                run_until(&x[i].done);
+                answer_done(&x[i]);
+        }
+        ck_assert_uint_eq(o.calls, 0);
+}
+END_TEST
 
 START_TEST(test_dial_direct) {
         static const Step banner[] = { SEND("SSH-2.0-target\r\n"), EXPECT("SSH-2.0-client\r\n"), END };
@@ -1873,6 +1971,8 @@ static Suite *dial_suite(void) {
         tcase_add_test(tc, test_resolve_cancel_while_running);
         tcase_add_test(tc, test_resolve_cancel_after_answer);
         tcase_add_test(tc, test_resolve_queue_fifo);
+        tcase_add_test(tc, test_resolve_peer_class);
+        tcase_add_test(tc, test_dial_peer_target_class);
         tcase_add_test(tc, test_resolve_queue_cancel);
         tcase_add_test(tc, test_resolve_queue_bound);
         tcase_add_test(tc, test_resolve_burst);

@@ -533,10 +533,12 @@ int dial_start(sd_event *e, const DialParams *p, DialCallback cb, void *userdata
         if (r < 0)
                 return r;
 
-        /* With a proxy only its own name is looked up here; the target's goes to it as is. */
+        /* With a proxy only its own name is looked up here, ours; the target's goes to it
+         * as is. */
         lookup = d->proxy_type == DIAL_PROXY_NONE ? d->host : d->proxy_host;
-        r = resolve_start(e, lookup, d->proxy_type == DIAL_PROXY_NONE ? d->port : d->proxy_port, on_resolved, d,
-                          &d->query);
+        r = resolve_start_class(e, lookup, d->proxy_type == DIAL_PROXY_NONE ? d->port : d->proxy_port,
+                                d->proxy_type == DIAL_PROXY_NONE && p->peer_target ? RESOLVE_PEER : RESOLVE_OWN,
+                                on_resolved, d, &d->query);
         if (r == -ENOMEM || r == -EINVAL)
                 return r;
         if (r < 0) {

@@ -38,6 +38,8 @@ typedef struct DialParams {
         DialAddressFilter filter;      /* NULL: every address; unused with a proxy, which
                                         * resolves the target itself */
         void *filter_userdata;         /* must outlive the dial */
+        bool peer_target;              /* the target is a peer's choice (the server role's
+                                        * direct-tcpip): its name is looked up as RESOLVE_PEER */
 } DialParams;
 
 typedef struct Dial Dial;

@@ -42,6 +42,7 @@ struct ResolveLoop {
  * getaddrinfo() returns and never touches the loop for it. */
 struct ResolveQuery {
         QueryState state;
+        ResolveClass class;
         bool cancelled;
         ResolveQuery *prev, *next; /* in the wait queue, or in loop->done */
         ResolveLoop *loop;         /* NULL for a literal */
@@ -62,13 +63,16 @@ struct ResolveQuery {
 /* Process-wide: the caps must hold across all loops and queries. */
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t threads_idle = PTHREAD_COND_INITIALIZER;
-static unsigned n_threads;
-/* Not waiting while a thread slot is free: a lookup only waits when all are taken, and a
- * finishing worker hands its slot to the head before it gives one back. (A slot that a
- * failed pthread_create() gives back may leave one waiting for a moment: see
- * resolve_start_lookup().) */
-static ResolveQuery *waiting_head, *waiting_tail;
-static unsigned n_waiting;
+static unsigned n_threads, n_peer_threads;
+/* One FIFO per class. Not waiting while a thread slot its class may use is free: a lookup
+ * only waits when they are taken, and a finishing worker hands its slot on (the daemon's
+ * own lookups first) before it gives one back. (A slot that a failed pthread_create()
+ * gives back may leave one waiting for a moment: see resolve_start_lookup().) */
+static struct {
+        ResolveQuery *head, *tail;
+        unsigned n;
+} waiting[_RESOLVE_CLASS_MAX];
+static unsigned n_waiting; /* both classes */
 static ResolveLoop *loops;
 
 /* Test backend; only read by resolve_start(), which copies it into the query. */
@@ -193,8 +197,42 @@ static void query_destroy(ResolveQuery *q) {
         free(q);
 }
 
+/* Whether a lookup of this class may have a thread now. Under the lock. */
+static bool slot_free(ResolveClass class) {
+        return n_threads < RESOLVE_THREADS_MAX && (class == RESOLVE_OWN || n_peer_threads < RESOLVE_THREADS_PEER_MAX);
+}
+
+static void slot_take(ResolveClass class) {
+        n_threads++;
+        if (class == RESOLVE_PEER)
+                n_peer_threads++;
+}
+
+static void slot_give_back(ResolveClass class) {
+        n_threads--;
+        if (class == RESOLVE_PEER)
+                n_peer_threads--;
+}
+
+/* The next query to run on a free slot: the daemon's own lookups first. Under the lock. */
+static ResolveQuery *waiting_next(void) {
+        for (ResolveClass c = 0; c < _RESOLVE_CLASS_MAX; c++) {
+                ResolveQuery *q;
+
+                if (!waiting[c].head || !slot_free(c))
+                        continue;
+                q = fifo_pop(&waiting[c].head, &waiting[c].tail);
+                waiting[c].n--;
+                n_waiting--;
+                slot_take(c);
+                q->state = QUERY_RUNNING;
+                return q;
+        }
+        return NULL;
+}
+
 /* The slot of a thread whose lookup returned goes straight to the query that waited
- * longest, and the thread runs that one too: no loop has to be woken to start it, also
+ * longest (of the daemon's own, then of peers'), and the thread runs that one too: no loop has to be woken to start it, also
  * when the lookup that returned was cancelled, and no thread is created for it. A
  * cancelled query keeps its slot until getaddrinfo() returns, so a resolver that hangs
  * cannot make us pile up threads: lookups wait instead. */
@@ -215,14 +253,10 @@ static void *resolve_thread(void *p) {
                         /* Cannot fail short of a bug: the counter is far from overflowing. */
                         (void) eventfd_write(q->loop->efd, 1);
                 }
-                q = fifo_pop(&waiting_head, &waiting_tail);
-                if (q) {
-                        n_waiting--;
-                        q->state = QUERY_RUNNING;
-                } else {
-                        n_threads--;
+                slot_give_back(q->class);
+                q = waiting_next();
+                if (!q)
                         pthread_cond_broadcast(&threads_idle);
-                }
                 pthread_mutex_unlock(&lock);
 
                 query_destroy(cancelled);
@@ -257,7 +291,8 @@ static bool query_detach(ResolveQuery *q) {
         case QUERY_IDLE:
                 break;
         case QUERY_WAITING:
-                fifo_remove(&waiting_head, &waiting_tail, q);
+                fifo_remove(&waiting[q->class].head, &waiting[q->class].tail, q);
+                waiting[q->class].n--;
                 n_waiting--;
                 break;
         case QUERY_RUNNING:
@@ -433,12 +468,13 @@ static int resolve_start_lookup(ResolveQuery *q, sd_event *e, const char *host, 
                 return r;
 
         pthread_mutex_lock(&lock);
-        if (n_threads < RESOLVE_THREADS_MAX) {
-                n_threads++;
+        if (slot_free(q->class)) {
+                slot_take(q->class);
                 q->state = QUERY_RUNNING;
                 start = true;
-        } else if (n_waiting < RESOLVE_QUEUE_MAX) {
-                fifo_append(&waiting_head, &waiting_tail, q);
+        } else if (waiting[q->class].n < RESOLVE_QUEUE_MAX) {
+                fifo_append(&waiting[q->class].head, &waiting[q->class].tail, q);
+                waiting[q->class].n++;
                 n_waiting++;
                 q->state = QUERY_WAITING;
         } else
@@ -453,7 +489,7 @@ static int resolve_start_lookup(ResolveQuery *q, sd_event *e, const char *host, 
                  * were running then take it. */
                 pthread_mutex_lock(&lock);
                 q->state = QUERY_IDLE;
-                n_threads--;
+                slot_give_back(q->class);
                 pthread_cond_broadcast(&threads_idle);
                 pthread_mutex_unlock(&lock);
                 return r;
@@ -463,15 +499,22 @@ static int resolve_start_lookup(ResolveQuery *q, sd_event *e, const char *host, 
 
 int resolve_start(sd_event *e, const char *host, uint16_t port, ResolveCallback cb, void *userdata,
                   ResolveQuery **ret) {
+        return resolve_start_class(e, host, port, RESOLVE_OWN, cb, userdata, ret);
+}
+
+int resolve_start_class(sd_event *e, const char *host, uint16_t port, ResolveClass class, ResolveCallback cb,
+                        void *userdata, ResolveQuery **ret) {
         ResolveQuery *q;
         int r;
 
-        if (!e || !cb || isempty(host) || strlen(host) > RESOLVE_HOST_MAX)
+        if (!e || !cb || isempty(host) || strlen(host) > RESOLVE_HOST_MAX || class < 0 ||
+            class >= _RESOLVE_CLASS_MAX)
                 return -EINVAL;
 
         q = calloc(1, sizeof(ResolveQuery));
         if (!q)
                 return -ENOMEM;
+        q->class = class;
         q->cb = cb;
         q->userdata = userdata;
 

@@ -17,6 +17,10 @@
  * lookup keeps its slot until getaddrinfo() returns, so a resolver that hangs cannot make
  * us pile up threads: lookups wait instead, each until its caller's own deadline. */
 #define RESOLVE_THREADS_MAX 16u
+/* Of those, at most this many for names that peers ask for (the server role's
+ * direct-tcpip): a peer with names whose DNS never answers can hold these, never the ones
+ * the daemon's own connections (profiles) need. */
+#define RESOLVE_THREADS_PEER_MAX 12u
 /* At most this many lookups wait for a thread, process-wide; beyond that resolve_start()
  * fails with -EBUSY. A waiting lookup holds no thread and no fd, only its query (a few
  * hundred bytes with the name). */
@@ -51,6 +55,14 @@ DEFINE_POINTER_CLEANUP_FUNC(ResolvedAddresses, resolved_addresses_free);
  * threads and the queue. */
 typedef struct ResolveQuery ResolveQuery;
 
+/* Whose name it is: the daemon's own (a profile's server or proxy), or a peer's. Each class
+ * has its own FIFO of RESOLVE_QUEUE_MAX; a free thread takes the daemon's own first. */
+typedef enum ResolveClass {
+        RESOLVE_OWN,
+        RESOLVE_PEER,
+        _RESOLVE_CLASS_MAX,
+} ResolveClass;
+
 /* Called once, from the event loop, never from inside resolve_start(). The query is already
  * freed when this runs: forget the handle first thing. On success r is 0 and addresses is
  * the callee's to free; on failure addresses is NULL and r is
@@ -75,6 +87,9 @@ typedef void (*ResolveCallback)(int r, ResolvedAddresses *addresses, void *userd
  * could be started. Another -errno (-EMFILE, ...): no eventfd for e's first lookup. */
 int resolve_start(sd_event *e, const char *host, uint16_t port, ResolveCallback cb, void *userdata,
                   ResolveQuery **ret);
+/* The same for a class; resolve_start() is RESOLVE_OWN. -EINVAL for an unknown class. */
+int resolve_start_class(sd_event *e, const char *host, uint16_t port, ResolveClass class, ResolveCallback cb,
+                        void *userdata, ResolveQuery **ret);
 
 /* Stops a query that has not called back yet: the callback is never called afterwards and
  * everything is freed: a waiting query leaves the queue at once; one whose worker thread is

@@ -429,6 +429,7 @@ static bool handle_direct(ServerSession *ss, ssh_message msg) {
         params.host = host;
         params.port = (uint16_t) port;
         params.proxy = ss->server->config.outbound_proxy;
+        params.peer_target = true;
         params.filter = direct_address_allowed;
         params.filter_userdata = ss->server;
         r = dial_start(ss->server->event, &params, direct_dialed, o, &o->dial);
