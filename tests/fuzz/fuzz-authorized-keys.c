@@ -11,18 +11,8 @@
 #include <string.h>
 
 #include "authorized-keys.h"
+#include "fuzz-check.h"
 #include "macro.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define check(x)                                                                       \
-        do {                                                                           \
-                if (!(x)) {                                                            \
-                        fprintf(stderr, "%s:%d: invariant broken: %s\n", __FILE__,     \
-                                __LINE__, #x);                                         \
-                        abort();                                                       \
-                }                                                                      \
-        } while (0)
 
 static void make_peer(const char *text, struct sockaddr_storage *ss) {
         memset(ss, 0, sizeof *ss);

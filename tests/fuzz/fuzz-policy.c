@@ -10,19 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz-check.h"
 #include "macro.h"
 #include "server-config.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define check(x)                                                                       \
-        do {                                                                           \
-                if (!(x)) {                                                            \
-                        fprintf(stderr, "%s:%d: invariant broken: %s\n", __FILE__,     \
-                                __LINE__, #x);                                         \
-                        abort();                                                       \
-                }                                                                      \
-        } while (0)
 
 /* The destination as getaddrinfo() with AI_NUMERICHOST reads it, for one family. */
 static bool numeric(const char *host, int family, struct sockaddr_storage *ret) {

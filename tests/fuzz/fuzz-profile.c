@@ -5,18 +5,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "fuzz-check.h"
 #include "profile.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define check(x)                                                                       \
-        do {                                                                           \
-                if (!(x)) {                                                            \
-                        fprintf(stderr, "%s:%d: invariant broken: %s\n", __FILE__,     \
-                                __LINE__, #x);                                         \
-                        abort();                                                       \
-                }                                                                      \
-        } while (0)
 
 /* Reasons go to logs and JSON: printable ASCII only, NUL-terminated within the buffer. */
 static void error_check(const ProfileError *err) {

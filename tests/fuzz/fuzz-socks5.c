@@ -8,20 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz-check.h"
 #include "http-connect.h"
 #include "macro.h"
 #include "socks5.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define check(x)                                                                       \
-        do {                                                                           \
-                if (!(x)) {                                                            \
-                        fprintf(stderr, "%s:%d: invariant broken: %s\n", __FILE__,     \
-                                __LINE__, #x);                                         \
-                        abort();                                                       \
-                }                                                                      \
-        } while (0)
 
 typedef enum Kind {
         KIND_GREETING,

@@ -9,20 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz-check.h"
 #include "macro.h"
 #include "ssh-auth.h"
 #include "ssh-cert.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define check(x)                                                                       \
-        do {                                                                           \
-                if (!(x)) {                                                            \
-                        fprintf(stderr, "%s:%d: invariant broken: %s\n", __FILE__,     \
-                                __LINE__, #x);                                         \
-                        abort();                                                       \
-                }                                                                      \
-        } while (0)
 
 static bool inside(const SshBytes *b, const uint8_t *base, size_t size) {
         return b->size == 0 || (b->data >= base && b->data + b->size <= base + size);

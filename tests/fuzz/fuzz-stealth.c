@@ -6,19 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz-check.h"
 #include "macro.h"
 #include "stealth.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define check(x)                                                                       \
-        do {                                                                           \
-                if (!(x)) {                                                            \
-                        fprintf(stderr, "%s:%d: invariant broken: %s\n", __FILE__,     \
-                                __LINE__, #x);                                         \
-                        abort();                                                       \
-                }                                                                      \
-        } while (0)
 
 static StealthClass reference(const uint8_t *buf, size_t n) {
         const char *p = STEALTH_SSH_PREFIX;

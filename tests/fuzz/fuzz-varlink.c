@@ -5,18 +5,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "fuzz-check.h"
 #include "varlink.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define check(x)                                                                       \
-        do {                                                                           \
-                if (!(x)) {                                                            \
-                        fprintf(stderr, "%s:%d: invariant broken: %s\n", __FILE__,     \
-                                __LINE__, #x);                                         \
-                        abort();                                                       \
-                }                                                                      \
-        } while (0)
 
 static const size_t size_caps[] = { 16, 200, 4096, VARLINK_MESSAGE_SIZE_MAX_DEFAULT };
 static const int depth_caps[] = { 1, 3, 8, VARLINK_DEPTH_MAX_DEFAULT };
