@@ -319,6 +319,30 @@ START_TEST(test_server_policy_fails_closed) {
 }
 END_TEST
 
+/* One DenyOpen= entry past SERVER_POLICY_MAX: dropping it would open its destinations. */
+START_TEST(test_server_policy_cap_fails_closed) {
+        _cleanup_(freep) char *text = NULL;
+        size_t size = 64 + (SERVER_POLICY_MAX + 1) * 32, n;
+        DaemonConfig c;
+        LoadProblems p = {};
+
+        text = malloc(size);
+        ck_assert_ptr_nonnull(text);
+        n = (size_t) snprintf(text, size, "[Server]\n");
+        for (unsigned i = 0; i < SERVER_POLICY_MAX; i++)
+                n += (size_t) snprintf(text + n, size - n, "DenyOpen=10.%u.%u.0/24:*\n", i / 256, i % 256);
+        n += (size_t) snprintf(text + n, size - n, "DenyOpen=127.0.0.0/8:*\n");
+        ck_assert_uint_lt(n, size);
+        parse(&c, text, &p);
+        ck_assert_uint_eq(p.n, 1);
+        ck_assert_ptr_nonnull(strstr(p.items[0].reason, "every channel is refused"));
+        ck_assert(c.server.policy_invalid);
+        ck_assert(server_config_fails_closed(&c.server, "DenyOpen"));
+        load_problems_done(&p);
+        daemon_config_done(&c);
+}
+END_TEST
+
 static struct sockaddr_storage peer(const char *text) {
         struct sockaddr_storage sa = {};
 
@@ -652,6 +676,7 @@ int main(void) {
         tcase_add_test(tc, test_server_section);
         tcase_add_test(tc, test_server_outbound_proxy_fails_closed);
         tcase_add_test(tc, test_server_policy_fails_closed);
+        tcase_add_test(tc, test_server_policy_cap_fails_closed);
         tcase_add_loop_test(tc, test_server_same_source, 0, ELEMENTSOF(sources));
         tcase_add_loop_test(tc, test_server_bad_values, 0, ELEMENTSOF(bad_server));
         tcase_add_loop_test(tc, test_server_policy, 0, ELEMENTSOF(policy));

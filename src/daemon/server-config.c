@@ -315,7 +315,16 @@ int server_config_set(ServerConfig *c, const char *key, const char *value, char 
                                  value);
                         return -EINVAL;
                 }
-                return append(l, value);
+                /* Past the cap likewise: a dropped DenyOpen= entry would open its
+                 * destinations. */
+                int r = append(l, value);
+                if (r == -E2BIG) {
+                        c->policy_invalid = true;
+                        snprintf(reason, size,
+                                 "more than %u %s= entries; every channel is refused, none goes direct",
+                                 SERVER_POLICY_MAX, key);
+                }
+                return r;
         }
         snprintf(reason, size, "unknown key");
         return -ENOENT;
