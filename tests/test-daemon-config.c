@@ -431,6 +431,14 @@ static const struct {
         { NULL, "127.0.0.0/8:*", "127.0.0.1", 80, false },
         { NULL, "127.0.0.0/8:*", "localhost", 80, true },
         { NULL, "localhost:*", "localhost", 80, false },
+        /* Entries spelt as getaddrinfo() would read them are those addresses, too. */
+        { NULL, "127.1:*", "127.0.0.1", 80, false },
+        { NULL, "127.1:*", "0x7f000001", 80, false },
+        { NULL, "2130706433:*", "127.0.0.1", 80, false },
+        { NULL, "127.000.000.001:*", "127.1", 80, false },
+        { NULL, "127.1:*", "127.0.0.2", 80, true },
+        { "0x0a000001:22", NULL, "10.0.0.1", 22, true },
+        { "0x0a000001:22", NULL, "10.0.0.2", 22, false },
         { "*:*", "*.internal:22", "db.internal", 22, false },
         { "*:*", "*.internal:22", "db.internal", 23, true },
 

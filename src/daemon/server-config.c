@@ -559,6 +559,14 @@ static int policy_entry_parse(const char *entry, PolicyEntry *ret) {
                 ret->is_cidr = true;
                 return 0;
         }
+        /* An IPv4 address spelt another way (127.1, 2130706433): that address, as
+         * destinations are read; as a glob it would match nothing. */
+        if (!bracketed && ipv4_parse_aton(ret->pattern, ret->cidr.addr)) {
+                ret->cidr.family = AF_INET;
+                ret->cidr.prefix = 32;
+                ret->is_cidr = true;
+                return 0;
+        }
         /* Not an address or range: a host glob, which has no brackets, slashes or colons. */
         if (bracketed || strpbrk(ret->pattern, "/:[]"))
                 return -EINVAL;
