@@ -743,15 +743,22 @@ static int pump_handler(SshPump *p, void *userdata) {
                 bool more = t->sock_counter.in_bytes != before;
                 if (!more || t->raw_counter.in_packets != packets)
                         relay_set_process(t->relays);
-                if (!more)
+                /* A relay's read may itself have read the socket (libssh polls when a
+                 * channel's buffer is empty) and fed a relay processed before it: go on
+                 * until a round reads nothing at all. */
+                if (t->sock_counter.in_bytes == before)
                         break;
         }
         if (t->raw_counter.in_packets != t->last_in_packets) {
                 t->last_in_packets = t->raw_counter.in_packets;
                 t->last_rx = clock_now_usec(CLOCK_MONOTONIC);
         }
+        uint64_t settled = t->sock_counter.in_bytes;
         process_globals(t);
         process_opens(t);
+        /* Polling the opens may have read data for the relays too: one more pass for it. */
+        if (t->sock_counter.in_bytes != settled)
+                ssh_pump_schedule(p);
         return 0;
 }
 

@@ -678,13 +678,20 @@ static int session_pump(SshPump *p, void *userdata) {
                 bool more = ss->sock_counter.in_bytes != before;
                 if (!more || ss->raw_counter.in_packets != packets)
                         relay_set_process(ss->relays);
-                if (!more)
+                /* A relay's read may itself have read the socket (libssh polls when a
+                 * channel's buffer is empty) and fed a relay processed before it: go on
+                 * until a round reads nothing at all. */
+                if (ss->sock_counter.in_bytes == before)
                         break;
         }
+        uint64_t settled = ss->sock_counter.in_bytes;
         for (ReverseOpen *o = ss->reverses, *next; o; o = next) {
                 next = o->next;
                 reverse_open_step(o);
         }
+        /* Polling the opens may have read data for the relays too: one more pass for it. */
+        if (ss->sock_counter.in_bytes != settled)
+                ssh_pump_schedule(p);
         if (ss->closing || !ssh_is_connected(ss->session) ||
             (ssh_get_status(ss->session) & (SSH_CLOSED | SSH_CLOSED_ERROR))) {
                 session_free(ss);
