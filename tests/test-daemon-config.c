@@ -433,6 +433,7 @@ static const struct {
         { NULL, "localhost:*", "localhost", 80, false },
         /* Entries spelt as getaddrinfo() would read them are those addresses, too. */
         { NULL, "127.1:*", "127.0.0.1", 80, false },
+        { "10.0.0.0/8:*", NULL, "::10.0.0.1", 80, false },  /* and the IPv6 reading too */
         { NULL, "127.1:*", "0x7f000001", 80, false },
         { NULL, "2130706433:*", "127.0.0.1", 80, false },
         { NULL, "127.000.000.001:*", "127.1", 80, false },
@@ -500,7 +501,7 @@ static const struct {
         { NULL, "127.0.0.0/8:*", "::FFFF:7f00:1", 80, false },
         { NULL, "127.0.0.0/8:*", "0:0:0:0:0:ffff:127.0.0.1", 80, false },
         { NULL, "127.0.0.0/8:*", "::ffff:128.0.0.1", 80, true },
-        { NULL, "127.0.0.0/8:*", "::127.0.0.1", 80, true },      /* IPv4-compatible: IPv6 */
+        { NULL, "127.0.0.0/8:*", "::127.0.0.1", 80, false },     /* IPv4-compatible: both */
         { "127.0.0.0/8:*", NULL, "::ffff:127.0.0.1", 80, true },
         { "[::ffff:0:0]/96:*", NULL, "::ffff:127.0.0.1", 80, true },
         { NULL, "[::ffff:127.0.0.0]/104:*", "127.0.0.1", 80, false },

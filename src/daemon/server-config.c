@@ -342,7 +342,8 @@ typedef struct PolicyReading {
 } PolicyReading;
 
 /* A name, the address it spells after its trailing dot is dropped, and the loopback
- * address that address stands for when it is the unspecified one. */
+ * address that address stands for when it is the unspecified one, or the IPv4 address an
+ * IPv4-compatible IPv6 one stands for (never both). */
 #define POLICY_READINGS_MAX 3u
 
 static int digit_value(char c, unsigned base) {
@@ -443,6 +444,15 @@ static void add_address(PolicyReading *r, size_t *n, int family, const void *add
         /* Linux connects 0.0.0.0 to 127.0.0.1 and :: to ::1. */
         if (memcmp(addr, zero, size) == 0)
                 add_address(r, n, family, family == AF_INET ? loopback4 : loopback6);
+        /* An IPv4-compatible ::a.b.c.d (deprecated) can reach a.b.c.d through a sit tunnel:
+         * it is that IPv4 address too. */
+        else if (family == AF_INET6) {
+                struct in6_addr a; /* aligned for the macro */
+
+                memcpy(&a, addr, sizeof a);
+                if (IN6_IS_ADDR_V4COMPAT(&a))
+                        add_address(r, n, AF_INET, a.s6_addr + 12);
+        }
 }
 
 /* The readings of a destination as the client sent it; 0 when it cannot be one (empty,
