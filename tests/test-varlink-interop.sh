@@ -54,26 +54,23 @@ bad() {
 # Helpers shared by the snippets. Every snippet exits 0 when its check holds and prints why
 # not otherwise; `timeout` bounds each one, whatever the daemon does.
 PYLIB='
-import json, os, socket, sys, time
+import json, os, socket, struct, sys, time
 
 SOCK = os.environ["SOCK"]
 
 def connect(timeout=10):
     # With a timeout Python connects non-blocking, and Linux fails such a connect to a
-    # Unix socket with EAGAIN while the listen backlog is full: wait for room, like a
-    # blocking connect (and alknetctl) would.
+    # Unix socket with EAGAIN while the listen backlog is full. A blocking connect waits
+    # for room instead, bounded by SO_SNDTIMEO, as alknetctl does.
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, struct.pack("ll", timeout, 0))
+    try:
+        s.connect(SOCK)
+    except BlockingIOError:
+        s.close()
+        raise TimeoutError("listen backlog full for %d s" % timeout)
     s.settimeout(timeout)
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            s.connect(SOCK)
-            return s
-        except BlockingIOError:
-            if time.monotonic() > deadline:
-                s.close()
-                raise TimeoutError("listen backlog full for %d s" % timeout)
-            time.sleep(0.01)
+    return s
 
 def call(method, parameters=None, **flags):
     return json.dumps(dict(method=method, parameters=parameters or {}, **flags)).encode() + b"\0"
