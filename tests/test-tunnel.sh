@@ -157,7 +157,8 @@ fi
 for round in 1 2 3; do
         ( get_socks big.bin >/dev/null 2>&1 || true ) &
         bg=$!
-        sleep 0.3
+        # Mid-transfer: once its channel is open.
+        fx_wait_until 10 eval '(( $(status_field work channels) >= 1 ))' || true
         fx_sshd_kill_all
         fx_check "round $round: the tunnel notices" wait_state work backoff 10
         curl_rc=0
