@@ -1106,22 +1106,26 @@ static int copy_config(ServerConfig *dst, const ServerConfig *src) {
                          transport_name(src->listen[i].transport), src->listen[i].host, src->listen[i].port);
                 r = server_config_set(dst, "Listen", spec, reason, sizeof reason);
         }
-        if (r >= 0 && src->host_key)
-                r = server_config_set(dst, "HostKey", src->host_key, reason, sizeof reason);
-        if (r >= 0 && src->authorized_keys)
-                r = server_config_set(dst, "AuthorizedKeys", src->authorized_keys, reason, sizeof reason);
-        if (r >= 0 && src->trusted_user_ca_keys)
-                r = server_config_set(dst, "TrustedUserCAKeys", src->trusted_user_ca_keys, reason, sizeof reason);
-        if (r >= 0 && src->tls_certificate)
-                r = server_config_set(dst, "TLSCertificate", src->tls_certificate, reason, sizeof reason);
-        if (r >= 0 && src->tls_key)
-                r = server_config_set(dst, "TLSKey", src->tls_key, reason, sizeof reason);
-        if (r >= 0 && src->stealth_fallback)
-                r = server_config_set(dst, "StealthFallback", src->stealth_fallback, reason, sizeof reason);
-        if (r >= 0 && src->outbound_proxy)
-                r = server_config_set(dst, "OutboundProxy", src->outbound_proxy, reason, sizeof reason);
-        if (r >= 0 && src->ciphers)
-                r = server_config_set(dst, "Ciphers", src->ciphers, reason, sizeof reason);
+        /* The strings go through the parser too, as when they were read. */
+        static const struct {
+                const char *key;
+                size_t offset;
+        } strings[] = {
+                { "HostKey", offsetof(ServerConfig, host_key) },
+                { "AuthorizedKeys", offsetof(ServerConfig, authorized_keys) },
+                { "TrustedUserCAKeys", offsetof(ServerConfig, trusted_user_ca_keys) },
+                { "TLSCertificate", offsetof(ServerConfig, tls_certificate) },
+                { "TLSKey", offsetof(ServerConfig, tls_key) },
+                { "StealthFallback", offsetof(ServerConfig, stealth_fallback) },
+                { "OutboundProxy", offsetof(ServerConfig, outbound_proxy) },
+                { "Ciphers", offsetof(ServerConfig, ciphers) },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(strings) && r >= 0; i++) {
+                const char *v = *(char *const *) ((const uint8_t *) src + strings[i].offset);
+
+                if (v)
+                        r = server_config_set(dst, strings[i].key, v, reason, sizeof reason);
+        }
         for (char **p = src->permit_open; r >= 0 && p && *p; p++)
                 r = server_config_set(dst, "PermitOpen", *p, reason, sizeof reason);
         for (char **p = src->deny_open; r >= 0 && p && *p; p++)
