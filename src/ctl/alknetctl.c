@@ -332,6 +332,15 @@ static struct json_object *name_parameters(const char *name) {
         return p;
 }
 
+/* A call whose only parameter is a profile name. */
+static int call_named(const char *method, const char *name, struct json_object **ret) {
+        struct json_object *p = name_parameters(name);
+
+        if (!p)
+                return log_oom();
+        return call(method, p, ret);
+}
+
 /* ---- verbs ---- */
 
 
@@ -454,14 +463,10 @@ static void show_profile(struct json_object *p) {
 }
 
 static int verb_show(int argc, char *argv[]) {
-        struct json_object *reply = NULL, *p, *profile;
+        struct json_object *reply = NULL, *profile;
         int r;
 
-        p = name_parameters(argv[1]);
-        if (!p)
-                return log_oom();
-
-        r = call(MANAGER "GetProfile", p, &reply);
+        r = call_named(MANAGER "GetProfile", argv[1], &reply);
         if (r != EXIT_OK)
                 return r;
 
@@ -566,14 +571,10 @@ static int verb_set(int argc, char *argv[]) {
 }
 
 static int verb_remove(int argc, char *argv[]) {
-        struct json_object *reply = NULL, *p;
+        struct json_object *reply = NULL;
         int r;
 
-        p = name_parameters(argv[1]);
-        if (!p)
-                return log_oom();
-
-        r = call(MANAGER "RemoveProfile", p, &reply);
+        r = call_named(MANAGER "RemoveProfile", argv[1], &reply);
         if (r != EXIT_OK)
                 return r;
 
@@ -868,14 +869,10 @@ static int verb_restart(int argc, char *argv[]) {
 }
 
 static int verb_down(int argc, char *argv[]) {
-        struct json_object *reply = NULL, *p, *s;
+        struct json_object *reply = NULL, *s;
         int r;
 
-        p = name_parameters(argv[1]);
-        if (!p)
-                return log_oom();
-
-        r = call(MANAGER "Down", p, &reply);
+        r = call_named(MANAGER "Down", argv[1], &reply);
         if (r != EXIT_OK)
                 return r;
 
