@@ -396,6 +396,8 @@ for side in server client; do
         # but it is the same host:port: none of its lines may show up either.
         fx_check "no destination in the $side's log" eval '! grep -nE "$HTTP_NAME:$FX_HTTP_PORT|127\.0\.0\.1:$FX_HTTP_PORT|[^0-9]$FX_HTTP_PORT([^0-9]|$)" "$log"'
 done
+fx_check "no TLSServerName= in the client's log, also not from the name mismatch" \
+        eval '! grep -n "other\.example" "$FX_DIR/client/alknetd.log"'
 fx_check "the server logs connections with transport=tls and transport=tcp" eval '
         grep -q "connection opened remote_addr=127.0.0.1 transport=tls" "$S/alknetd.log" &&
         grep -q "connection opened remote_addr=127.0.0.1 transport=tcp" "$S/alknetd.log"'

@@ -642,8 +642,10 @@ static void fail_handshake(TlsBridge *b, int n, int saved_errno) {
                 long v = SSL_get_verify_result(b->ssl);
                 bool name = v == X509_V_ERR_HOSTNAME_MISMATCH || v == X509_V_ERR_IP_ADDRESS_MISMATCH;
 
-                snprintf(text, sizeof text, "certificate verify failed: %s%s%s", X509_verify_cert_error_string(v),
-                         name ? " for " : "", name ? strna(b->server_name) : "");
+                /* Not the name itself: this text is logged, and names stay out of logs
+                 * (TLSServerName= is in the profile for whoever may read it). */
+                snprintf(text, sizeof text, "certificate verify failed: %s%s", X509_verify_cert_error_string(v),
+                         name ? " for TLSServerName=" : "");
                 bridge_fail(b, name ? TLS_FAILURE_NAME_MISMATCH : TLS_FAILURE_VERIFY_FAILED, -EPERM, text);
         } else if (e == SSL_ERROR_SSL && lib == ERR_LIB_SSL && reason == SSL_R_TLSV1_ALERT_NO_APPLICATION_PROTOCOL &&
                    b->side == TLS_SIDE_CLIENT)
